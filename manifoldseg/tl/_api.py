@@ -1,0 +1,401 @@
+"""AnnData wrappers of the tools (scanpy conventions)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from anndata import AnnData
+
+from .. import _constants as C
+from .._validate import check_adata, check_choice, check_positive
+
+logger = logging.getLogger("manifoldseg")
+
+
+def _random_seed(random_state) -> int:
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if random_state is None:
+        return 0
+    return int(random_state)
+
+
+def _graph_of(adata: AnnData, neighbors_key: str):
+    key = f"{neighbors_key}_connectivities"
+    if key not in adata.obsp:
+        raise KeyError(
+            f"adata.obsp[{key!r}] not found: run ms.pp.fused_graph(adata) first "
+            f"(or pass neighbors_key=; obsp has {list(adata.obsp.keys())})."
+        )
+    return adata.obsp[key].tocsr()
+
+
+def segment(
+    adata: AnnData,
+    *,
+    cell_diameter: float | None = None,
+    prior_key: str | None = None,
+    spatial_key: str = C.SPATIAL_KEY,
+    key_added: str = C.CELL_KEY,
+    n_neighbors: int = 15,
+    n_epochs: int | None = None,
+    embed_method: str = "numba",
+    persistence: float = 0.3,
+    background: bool = True,
+    n_jobs: int | None = None,
+    random_state: int | np.random.Generator = 0,
+    progress: bool = False,
+    copy: bool = False,
+) -> AnnData | None:
+    """Segment spots or transcripts into cells from RNA (and a nuclear prior when given).
+
+    Runs the whole pipeline: cell scale, multi-scale neighbourhood features, the fused graph,
+    the manifold embedding, count-weighted density clustering and connectivity-aware refinement.
+
+    Parameters
+    ----------
+    adata
+        Spots (counts in ``X``) or transcripts (one-hot ``X``) with coordinates in um in
+        ``obsm[spatial_key]`` (2 or 3 columns).
+    cell_diameter
+        Typical cell diameter in um; estimated from the data when None (logged, stored in
+        ``uns``). Results hold when the value given is off by about 30%.
+    prior_key
+        ``obs`` column of nucleus ids (-1 outside nuclei): nuclei seed cells; one nucleus is never
+        split across cells and two nuclei never share one.
+    spatial_key
+        Coordinates key in ``obsm``.
+    key_added
+        ``obs`` column of the labels.
+    n_neighbors
+        Neighbours per spot in the fused graph.
+    n_epochs
+        Layout epochs (default 200 up to 10,000 spots, else 100).
+    embed_method
+        ``"numba"`` (the project's cached layout kernel) or ``"umap-learn"``.
+    persistence
+        Density persistence (log units) below which neighbouring density peaks are one cell.
+    background
+        Leave low-density spots unassigned (-1). ``False`` assigns everything reachable.
+    n_jobs
+        Threads for numba (the result does not depend on it).
+    random_state
+        Seed (int or Generator) for sampling and the layout.
+    progress
+        Show a progress bar over the stages.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy, with
+
+    ``adata.obs[key_added]``
+        Cell id per spot (int, -1 = background).
+    ``adata.obs[f"{key_added}_confidence"]``
+        Assignment confidence in [0, 1].
+    ``adata.obsm["X_manifold"]``
+        The manifold embedding.
+    ``adata.obsp["manifold_connectivities"]``, ``adata.obsp["manifold_distances"]``, ``adata.uns["manifold"]``
+        The fused graph (usable by ``sc.tl.leiden(adata, neighbors_key="manifold")``).
+    ``adata.uns["manifoldseg"]``
+        Parameters, the cell diameter used, and a run summary.
+    """
+    from ._segment import segment_array
+
+    adata = adata.copy() if copy else adata
+    coords, X = check_adata(adata, spatial_key=spatial_key)
+    if cell_diameter is not None:
+        check_positive(cell_diameter, "cell_diameter")
+    check_positive(n_neighbors, "n_neighbors")
+    check_choice(embed_method, "embed_method", ("numba", "umap-learn"))
+    prior = None
+    if prior_key is not None:
+        from ..pp._api import _prior
+
+        prior = _prior(adata, prior_key)
+    threads = _set_threads(n_jobs)
+    start = time.perf_counter()
+    try:
+        res = segment_array(
+            coords, X, cell_diameter=cell_diameter, prior=prior, n_neighbors=n_neighbors, n_epochs=n_epochs,
+            embed_method=embed_method, persistence=persistence, background=background,
+            random_state=_random_seed(random_state), progress=progress,
+        )
+    finally:
+        _set_threads(threads)
+    adata.obs[key_added] = res.labels.astype(np.int64)
+    adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = res.confidence.astype(np.float32)
+    adata.obsm[C.EMBEDDING_KEY] = res.embedding
+    adata.obsp[f"{C.GRAPH_KEY}_connectivities"] = res.graph
+    adata.obsp[f"{C.GRAPH_KEY}_distances"] = res.distances
+    adata.uns[C.GRAPH_KEY] = {
+        "connectivities_key": f"{C.GRAPH_KEY}_connectivities",
+        "distances_key": f"{C.GRAPH_KEY}_distances",
+        "params": {"n_neighbors": int(res.info["graph"].get("n_neighbors", n_neighbors)), "method": "manifoldseg",
+                   "metric": "euclidean", "random_state": _random_seed(random_state)},
+    }
+    params = {
+        "cell_diameter": cell_diameter, "prior_key": prior_key, "spatial_key": spatial_key, "key_added": key_added,
+        "n_neighbors": n_neighbors, "n_epochs": n_epochs, "embed_method": embed_method,
+        "persistence": persistence, "background": background, "random_state": _random_seed(random_state),
+    }
+    adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(res.info)}
+    logger.info(
+        "segmented %d spots into %d cells (%.1f%% assigned) in %.1f s",
+        len(res.labels), res.info["n_cells"], 100 * res.info["assigned_fraction"], time.perf_counter() - start,
+    )
+    return adata if copy else None
+
+
+def _set_threads(n_jobs):
+    """Set numba's thread count; returns the previous one."""
+    import numba
+
+    prev = numba.get_num_threads()
+    if n_jobs is not None:
+        if n_jobs == -1:
+            n_jobs = numba.config.NUMBA_NUM_THREADS
+        check_positive(n_jobs, "n_jobs")
+        numba.set_num_threads(int(min(n_jobs, numba.config.NUMBA_NUM_THREADS)))
+    return prev
+
+
+def _h5_safe(obj):
+    """Values that survive write_h5ad: dicts of scalars, strings and lists; None dropped."""
+    if isinstance(obj, dict):
+        return {str(k): _h5_safe(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_h5_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def embed(
+    adata: AnnData,
+    *,
+    neighbors_key: str = C.GRAPH_KEY,
+    spatial_key: str = C.SPATIAL_KEY,
+    n_epochs: int | None = None,
+    method: str = "numba",
+    key_added: str = C.EMBEDDING_KEY,
+    random_state: int | np.random.Generator = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Embed the fused graph on UMAP's objective, initialised from the spatial coordinates.
+
+    Parameters
+    ----------
+    adata
+        With the fused graph from :func:`manifoldseg.pp.fused_graph`.
+    neighbors_key
+        Prefix of the graph in ``obsp``.
+    spatial_key
+        Coordinates used as the initial layout.
+    n_epochs
+        Layout epochs (default 200 up to 10,000 spots, else 100).
+    method
+        ``"numba"`` (cached kernel, same objective as umap-learn) or ``"umap-learn"``
+        (``umap.umap_.simplicial_set_embedding``).
+    key_added
+        ``obsm`` key of the embedding.
+    random_state
+        Seed of the layout.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy, with ``adata.obsm[key_added]`` (the embedding).
+    """
+    from ._embed import embed_array, spatial_init
+
+    adata = adata.copy() if copy else adata
+    coords, _ = check_adata(adata, spatial_key=spatial_key)
+    check_choice(method, "method", ("numba", "umap-learn"))
+    graph = _graph_of(adata, neighbors_key)
+    init = spatial_init(coords, graph)
+    adata.obsm[key_added] = embed_array(graph, init, n_epochs=n_epochs, method=method,
+                                        random_state=_random_seed(random_state))
+    return adata if copy else None
+
+
+def density_cluster(
+    adata: AnnData,
+    *,
+    use_rep: str = C.EMBEDDING_KEY,
+    neighbors_key: str = C.GRAPH_KEY,
+    persistence: float = 0.3,
+    max_counts: float | None = None,
+    key_added: str = "cell_candidate",
+    copy: bool = False,
+) -> AnnData | None:
+    """Count-weighted density clustering of the embedding (cell candidates).
+
+    Density: each spot's counts plus its graph neighbours' counts, weighted by a Gaussian of their
+    distance in ``obsm[use_rep]``. Clusters: ToMATo mode seeking on the fused graph with
+    persistence merging (see :func:`manifoldseg._kernels._density.tomato`).
+
+    Parameters
+    ----------
+    adata
+        With ``obsm[use_rep]`` and the fused graph.
+    use_rep, neighbors_key
+        Embedding and graph keys.
+    persistence
+        Log-density persistence below which peaks are merged.
+    max_counts
+        Clusters are never merged beyond this many counts.
+    key_added
+        ``obs`` column of the candidates (-1 = noise).
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy, with ``adata.obs[key_added]``.
+    """
+    from ._cluster import density_cluster_array, embedding_density
+
+    adata = adata.copy() if copy else adata
+    _, X = check_adata(adata)
+    if use_rep not in adata.obsm:
+        raise KeyError(f"adata.obsm[{use_rep!r}] not found: run ms.tl.embed(adata) first.")
+    graph = _graph_of(adata, neighbors_key)
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    rho = embedding_density(np.asarray(adata.obsm[use_rep]), graph, counts)
+    labels, _ = density_cluster_array(graph, np.log(rho), counts, persistence=persistence,
+                                      max_mass=np.inf if max_counts is None else max_counts)
+    adata.obs[key_added] = labels
+    return adata if copy else None
+
+
+def refine(
+    adata: AnnData,
+    *,
+    candidates_key: str = "cell_candidate",
+    neighbors_key: str = C.GRAPH_KEY,
+    spatial_key: str = C.SPATIAL_KEY,
+    cell_diameter: float | None = None,
+    prior_key: str | None = None,
+    key_added: str = C.CELL_KEY,
+    copy: bool = False,
+) -> AnnData | None:
+    """Connectivity-aware refinement of cell candidates into cells.
+
+    Every cell is made one connected piece of plausible size; fragments are merged into the
+    neighbour they share most fused-graph weight with; oversized cells are split; strays are
+    regrown into the cell they are most tied to; low-density spots stay background (-1).
+
+    Parameters
+    ----------
+    adata
+        With ``obs[candidates_key]`` from :func:`density_cluster` and the fused graph.
+    candidates_key, neighbors_key, spatial_key
+        Keys of the candidates, graph and coordinates.
+    cell_diameter
+        Typical diameter (um); read from ``uns["manifoldseg"]`` or estimated when None.
+    prior_key
+        Optional ``obs`` column of nucleus ids.
+    key_added
+        ``obs`` column of the refined labels; ``f"{key_added}_confidence"`` is written too.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy, with ``adata.obs[key_added]`` and ``adata.obs[f"{key_added}_confidence"]``.
+    """
+    from ..pp._api import _prior
+    from ..pp._scale import estimate_diameter_array
+    from ..pp._smooth import Grid, grid_pixel
+    from ._refine import confidence_array, refine_array
+    from ._segment import background_threshold
+
+    adata = adata.copy() if copy else adata
+    coords, X = check_adata(adata, spatial_key=spatial_key)
+    if candidates_key not in adata.obs:
+        raise KeyError(f"adata.obs[{candidates_key!r}] not found: run ms.tl.density_cluster(adata) first.")
+    graph = _graph_of(adata, neighbors_key)
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    prior = _prior(adata, prior_key)
+    if cell_diameter is None:
+        cell_diameter, _ = estimate_diameter_array(coords, counts, prior)
+    d = float(cell_diameter)
+    grid = Grid(coords, grid_pixel(coords, d / 8))
+    phys = grid.smooth(counts, d / 8)
+    log_phys = np.log(np.maximum(phys, 1e-12))
+    eligible = log_phys >= background_threshold(log_phys, counts)
+    typical = float(np.median(phys[eligible] if eligible.any() else phys)) * np.pi * d**2 / 4
+    labels = refine_array(graph, coords, adata.obs[candidates_key].to_numpy().astype(np.int64), counts, eligible,
+                          typical_mass=typical, nucleus=prior)
+    adata.obs[key_added] = labels
+    adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = confidence_array(graph, labels).astype(np.float32)
+    return adata if copy else None
+
+
+def aggregate(
+    adata: AnnData,
+    *,
+    key: str = C.CELL_KEY,
+    spatial_key: str = C.SPATIAL_KEY,
+    boundaries: bool = True,
+) -> AnnData:
+    """Aggregate spots into a cells x genes AnnData.
+
+    Parameters
+    ----------
+    adata
+        Segmented spots with ``obs[key]`` (-1 = background).
+    key
+        ``obs`` column of the labels.
+    spatial_key
+        Coordinates key.
+    boundaries
+        Compute a boundary polygon per cell (concave hull of its spots, WKT).
+
+    Returns
+    -------
+    A new AnnData, cells x genes, with
+
+    ``X``
+        Summed raw counts (CSR).
+    ``obs``
+        ``cell_id``, ``n_spots``, ``total_counts``, ``n_genes_by_counts``, ``mean_confidence`` (when
+        the confidence column exists), ``area`` (um^2, of the boundary polygon) and ``boundary`` (WKT).
+    ``obsm["spatial"]``
+        Count-weighted centroids.
+    ``uns["manifoldseg"]``
+        ``spot_to_cell`` (the row of each input spot's cell, -1 = background),
+        ``background_counts`` (per gene: counts left outside cells; cells plus background = input).
+    """
+    from ._aggregate import aggregate_arrays
+
+    coords, X = check_adata(adata, spatial_key=spatial_key)
+    if key not in adata.obs:
+        raise KeyError(f"adata.obs[{key!r}] not found: run ms.tl.segment(adata) first, or pass key=.")
+    raw = adata.obs[key].to_numpy()
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"adata.obs[{key!r}] must hold integer cell ids (-1 = background).")
+    raw = np.where(np.isfinite(raw.astype(np.float64)), raw, -1).astype(np.int64)
+    # cells are numbered 0..k-1 in order of their ids
+    ids = np.unique(raw[raw >= 0])
+    labels = np.full(raw.shape, -1, dtype=np.int64)
+    labels[raw >= 0] = np.searchsorted(ids, raw[raw >= 0])
+    conf_key = f"{key}{C.CONFIDENCE_SUFFIX}"
+    conf = adata.obs[conf_key].to_numpy().astype(np.float64) if conf_key in adata.obs else None
+    cells_X, table, cen, _, bg = aggregate_arrays(coords, X, labels, conf, with_boundaries=boundaries)
+    table["cell_id"] = ids
+    table.index = [f"cell_{i}" for i in ids]
+    cells = AnnData(X=cells_X.astype(np.float32), obs=table, var=adata.var.copy())
+    cells.obsm[C.SPATIAL_KEY] = cen
+    cells.uns[C.UNS_KEY] = {
+        "spot_to_cell": labels,
+        "background_counts": bg.astype(np.float64),
+        "key": key,
+        "n_spots": int(len(labels)),
+    }
+    return cells

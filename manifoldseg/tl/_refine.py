@@ -1,0 +1,307 @@
+"""Connectivity-aware refinement of cell candidates.
+
+Optimises local connectivity (fused-graph edges inside versus across cells) and per-cell
+connectivity together: every cell one connected piece of plausible size, fragments merged into
+the neighbour they are most tied to, oversized cells split, strays regrown into the cell they are
+most tied to, and low-density spots left as background (-1).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import sparse
+
+logger = logging.getLogger("manifoldseg")
+
+
+def _csr(graph):
+    g = graph.tocsr()
+    return g.indptr.astype(np.int64), g.indices.astype(np.int64), g.data.astype(np.float64)
+
+
+def relabel_consecutive(labels: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 in order of each label's first spot; -1 kept."""
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    assigned = labels >= 0
+    if not assigned.any():
+        return out
+    _, first, inv = np.unique(labels[assigned], return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    out[assigned] = rank[inv]
+    return out
+
+
+def split_disconnected(graph, labels, mass, min_mass):
+    """Keep each label's heaviest connected piece; other pieces become cells if heavy enough, else -1."""
+    from .._kernels._refine import label_components
+
+    indptr, indices, _ = _csr(graph)
+    piece, n_pieces = label_components(indptr, indices, labels.astype(np.int64))
+    if n_pieces == 0:
+        return labels.copy()
+    assigned = piece >= 0
+    pmass = np.bincount(piece[assigned], weights=mass[assigned], minlength=n_pieces)
+    plabel = np.full(n_pieces, -1, dtype=np.int64)
+    plabel[piece[assigned]] = labels[assigned]
+    # heaviest piece of every label keeps the label
+    order = np.lexsort((-pmass, plabel))
+    is_main = np.zeros(n_pieces, dtype=bool)
+    first = np.ones(n_pieces, dtype=bool)
+    first[1:] = plabel[order][1:] != plabel[order][:-1]
+    is_main[order[first]] = True
+    new_label = np.where(is_main, plabel, -1)
+    extra = (~is_main) & (pmass >= min_mass)
+    next_id = labels.max() + 1
+    new_label[extra] = next_id + np.arange(extra.sum())
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    out[assigned] = new_label[piece[assigned]]
+    return out
+
+
+def _adjacency(graph, labels):
+    """Label x label summed edge weights (diagonal: within-label weight)."""
+    n = len(labels)
+    assigned = labels >= 0
+    k = int(labels.max()) + 1 if assigned.any() else 0
+    L = sparse.csr_matrix((np.ones(assigned.sum()), (np.nonzero(assigned)[0], labels[assigned])), shape=(n, k))
+    return (L.T @ graph @ L).tocsr()
+
+
+def merge_fragments(graph, labels, mass, min_mass, max_mass, nucleated=None):
+    """Merge cells lighter than ``min_mass`` into the neighbour they share most edge weight with.
+
+    A merge never makes a cell heavier than ``max_mass`` and never joins two nucleated cells.
+    Fragments with no admissible neighbour are dissolved (-1) to be regrown later.
+    """
+    labels = labels.copy()
+    if not (labels >= 0).any():
+        return labels
+    k = int(labels.max()) + 1
+    cmass = np.bincount(labels[labels >= 0], weights=mass[labels >= 0], minlength=k)
+    A = _adjacency(graph, labels).tolil()
+    parent = np.arange(k)
+    nuc = np.zeros(k, dtype=bool) if nucleated is None else nucleated.copy()
+    nbrs = [dict(zip(row, vals, strict=True)) for row, vals in zip(A.rows, A.data, strict=True)]
+    for a in range(k):
+        nbrs[a].pop(a, None)
+    order = np.argsort(cmass, kind="stable")
+    alive = cmass > 0
+    for a in order:
+        if not alive[a] or cmass[a] >= min_mass:
+            continue
+        best, best_w = -1, 0.0
+        for b, w in nbrs[a].items():
+            if not alive[b] or b == a:
+                continue
+            if cmass[a] + cmass[b] > max_mass or (nuc[a] and nuc[b]):
+                continue
+            if w > best_w or (w == best_w and b < best):
+                best, best_w = b, w
+        alive[a] = False
+        if best < 0:
+            parent[a] = -1
+            continue
+        parent[a] = best
+        cmass[best] += cmass[a]
+        nuc[best] |= nuc[a]
+        for b, w in nbrs[a].items():
+            if b == best or not alive[b]:
+                continue
+            nbrs[best][b] = nbrs[best].get(b, 0.0) + w
+            nbrs[b][best] = nbrs[b].get(best, 0.0) + w
+            nbrs[b].pop(a, None)
+        nbrs[best].pop(a, None)
+    # resolve chains of merges
+    final = np.arange(k)
+    for a in range(k):
+        r = a
+        while r >= 0 and parent[r] != r:
+            r = parent[r]
+        final[a] = r
+    out = labels.copy()
+    out[labels >= 0] = final[labels[labels >= 0]]
+    return out
+
+
+def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0):
+    """Split cells heavier than ``max_mass`` into round(mass / typical_mass) parts (k-means in space)."""
+    from sklearn.cluster import KMeans
+
+    labels = labels.copy()
+    if not (labels >= 0).any():
+        return labels
+    k = int(labels.max()) + 1
+    cmass = np.bincount(labels[labels >= 0], weights=mass[labels >= 0], minlength=k)
+    next_id = k
+    for a in np.nonzero(cmass > max_mass)[0]:
+        idx = np.nonzero(labels == a)[0]
+        parts = int(max(2, round(cmass[a] / typical_mass)))
+        if len(idx) < parts * 3:
+            continue
+        km = KMeans(n_clusters=parts, n_init=3, random_state=random_state).fit(coords[idx], sample_weight=mass[idx])
+        sub = km.labels_
+        for p in range(1, parts):
+            labels[idx[sub == p]] = next_id
+            next_id += 1
+    return labels
+
+
+def enforce_nuclei(graph, labels, nucleus, mass):
+    """One nucleus never split across cells; two nuclei never in one cell.
+
+    Every nucleus goes whole to the cell holding most of it (or a new cell); a cell holding two
+    or more nuclei is emptied and regrown from its nuclei along the graph.
+    """
+    from .._kernels._refine import grow_labels
+
+    labels = labels.copy()
+    inside = nucleus >= 0
+    if not inside.any():
+        return labels, np.zeros(int(labels.max()) + 1 if (labels >= 0).any() else 0, dtype=bool)
+    nuc_ids, nuc_inv = np.unique(nucleus[inside], return_inverse=True)
+    idx_inside = np.nonzero(inside)[0]
+    next_id = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    nuc_label = np.full(len(nuc_ids), -1, dtype=np.int64)
+    # majority label of each nucleus (mass weighted)
+    lab_in = labels[idx_inside]
+    for j in range(len(nuc_ids)):
+        members = lab_in[nuc_inv == j]
+        w = mass[idx_inside][nuc_inv == j]
+        ok = members >= 0
+        if ok.any():
+            vals, inv = np.unique(members[ok], return_inverse=True)
+            nuc_label[j] = vals[np.argmax(np.bincount(inv, weights=w[ok]))]
+        else:
+            nuc_label[j] = next_id
+            next_id += 1
+    # cells claimed by 2+ nuclei: each nucleus gets its own label
+    vals, counts = np.unique(nuc_label, return_counts=True)
+    shared = set(vals[counts > 1].tolist())
+    region = np.isin(labels, list(shared)) if shared else np.zeros(len(labels), bool)
+    seen = set()
+    for j in range(len(nuc_ids)):
+        if nuc_label[j] in shared:
+            if nuc_label[j] in seen:
+                nuc_label[j] = next_id
+                next_id += 1
+            else:
+                seen.add(int(nuc_label[j]))
+    labels[region] = -1
+    labels[idx_inside] = nuc_label[nuc_inv]
+    if region.any():
+        indptr, indices, data = _csr(graph)
+        labels, _ = grow_labels(indptr, indices, data, labels, region, 10_000, 0.0)
+    nucleated = np.zeros(next_id, dtype=bool)
+    nucleated[nuc_label] = True
+    return labels, nucleated
+
+
+def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: np.ndarray, alpha: float):
+    """CSR pieces and per-edge flooding cost: spatial length x (1 + alpha x normalised feature distance)."""
+    D = distances.tocsr()
+    D.sort_indices()
+    rows = np.repeat(np.arange(D.shape[0]), np.diff(D.indptr))
+    length = np.linalg.norm(coords[rows] - coords[D.indices], axis=1)
+    fd = D.data.astype(np.float64)
+    med = float(np.median(fd)) if len(fd) else 1.0
+    cost = length * (1.0 + alpha * fd / (med if med > 0 else 1.0))
+    return D.indptr.astype(np.int64), D.indices.astype(np.int64), cost
+
+
+def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucleus: np.ndarray | None,
+               min_mass: float) -> np.ndarray:
+    """Seed points of the flood.
+
+    Without a prior: the density peak of every candidate. With a nuclear prior: every nucleus
+    (all its spots, one label per nucleus), plus the peak of each candidate that holds no nuclear
+    spot and is heavy enough to be a cell whose nucleus lies outside the section.
+    """
+    n = len(candidates)
+    seeds = np.full(n, -1, dtype=np.int64)
+    if nucleus is None:
+        seeds[peaks] = np.arange(len(peaks))
+        return seeds
+    inside = nucleus >= 0
+    ids, inv = np.unique(nucleus[inside], return_inverse=True)
+    seeds[inside] = inv
+    next_id = len(ids)
+    if (candidates >= 0).any():
+        k = int(candidates.max()) + 1
+        has_nuc = np.zeros(k, dtype=bool)
+        hit = inside & (candidates >= 0)
+        has_nuc[candidates[hit]] = True
+        cmass = np.bincount(candidates[candidates >= 0], weights=mass[candidates >= 0], minlength=k)
+        for c in range(min(k, len(peaks))):
+            if not has_nuc[c] and cmass[c] >= min_mass and seeds[peaks[c]] < 0:
+                seeds[peaks[c]] = next_id
+                next_id += 1
+    return seeds
+
+
+def refine_array(
+    graph: sparse.csr_matrix,
+    distances: sparse.csr_matrix,
+    coords: np.ndarray,
+    candidates: np.ndarray,
+    peaks: np.ndarray,
+    mass: np.ndarray,
+    eligible: np.ndarray,
+    *,
+    cell_diameter: float,
+    typical_mass: float,
+    min_fraction: float = 0.25,
+    max_fraction: float = 2.5,
+    alpha: float = 1.0,
+    max_radius: float = 0.75,
+    grow_rounds: int = 3,
+    nucleus: np.ndarray | None = None,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Refine cell candidates into cells (see module docstring). Returns labels 0..k-1, -1 = background.
+
+    1. Seeds: each candidate's density peak, or the nuclei when a nuclear prior is given.
+    2. Flood: every eligible spot joins the seed it reaches at least cost along the fused graph
+       (spatial length weighted by expression dissimilarity), within ``max_radius`` x the diameter:
+       a watershed whose boundaries fall where expression changes, or midway between seeds.
+    3. Connectivity: each cell keeps its heaviest connected piece; fragments lighter than
+       ``min_fraction`` of a typical cell merge into the neighbour they share most edge weight with
+       (never joining two nucleated cells); cells heavier than ``max_fraction`` are split.
+    4. Strays: a few rounds of growth along the graph into eligible unassigned spots.
+    """
+    from .._kernels._refine import flood, grow_labels
+
+    min_mass = min_fraction * typical_mass
+    max_mass = max_fraction * typical_mass
+    seeds = seeds_from(candidates, peaks, mass, nucleus, 0.5 * typical_mass)
+    ip, ix, cost = flood_costs(graph, distances, coords, alpha)
+    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha))
+    labels = split_disconnected(graph, labels, mass, min_mass)
+    labels = merge_fragments(graph, labels, mass, min_mass, max_mass, _nucleated(labels, nucleus))
+    if nucleus is None:
+        labels = split_oversized(coords, labels, mass, typical_mass, max_mass, random_state)
+        labels = split_disconnected(graph, labels, mass, min_mass)
+    if grow_rounds > 0:
+        indptr, indices, data = _csr(graph)
+        labels, _ = grow_labels(indptr, indices, data, labels, eligible, int(grow_rounds), 0.5)
+    return relabel_consecutive(labels)
+
+
+def _nucleated(labels: np.ndarray, nucleus: np.ndarray | None) -> np.ndarray | None:
+    """Which labels hold nuclear spots."""
+    if nucleus is None or not (labels >= 0).any():
+        return None
+    out = np.zeros(int(labels.max()) + 1, dtype=bool)
+    hit = (labels >= 0) & (nucleus >= 0)
+    out[labels[hit]] = True
+    return out
+
+
+def confidence_array(graph: sparse.csr_matrix, labels: np.ndarray) -> np.ndarray:
+    """Per-spot confidence: the share of its fused-graph edge weight that stays in its own label."""
+    from .._kernels._refine import label_agreement
+
+    indptr, indices, data = _csr(graph)
+    return label_agreement(indptr, indices, data, labels.astype(np.int64))
