@@ -112,11 +112,12 @@ def label_agreement(indptr, indices, weights, labels):
 
 
 @njit(cache=True)
-def flood(indptr, indices, cost, seeds, eligible, max_cost):
+def flood(indptr, indices, cost, seeds, eligible, max_cost, label_scale):
     """Multi-source shortest-path flooding (a watershed on a graph).
 
     ``seeds``: label per point (-1 = not a seed). Each eligible point takes the label of the seed
-    that reaches it at the least total edge ``cost`` (CSR-aligned), if that cost is at most
+    that reaches it at the least total edge ``cost`` (CSR-aligned) times ``label_scale[label]``
+    (a multiplicatively weighted Voronoi: larger seeds reach further), if that cost is at most
     ``max_cost``. Ties go to the lower point index (deterministic). Returns labels and costs.
     """
     n = seeds.shape[0]
@@ -179,7 +180,7 @@ def flood(indptr, indices, cost, seeds, eligible, max_cost):
             j = indices[p]
             if done[j] or not eligible[j]:
                 continue
-            nc = cc + cost[p]
+            nc = cc + cost[p] * label_scale[lab]
             if nc > max_cost or nc >= best[j]:
                 continue
             best[j] = nc

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 from scipy import ndimage
+from scipy import sparse
 from scipy.spatial import cKDTree
 
 from ._smooth import Grid
@@ -14,20 +15,56 @@ logger = logging.getLogger("manifoldseg")
 
 #: nucleus diameter / cell diameter in most tissues (Jorgensen et al. 2007, about 0.4-0.6)
 NUCLEUS_TO_CELL = 0.5
+#: faint cells make no persistent density peak: on simulated tissue (known cells) the peak count
+#: is about half the cell count, so the disc diameter of area / peaks runs about 1.45x high.
+PEAK_CORRECTION = 0.7
 
 
-def _peak_spacing(grid: Grid, counts: np.ndarray, sigma: float) -> tuple[float, int]:
-    """Median nearest-neighbour distance between local maxima of the smoothed density."""
-    dens = grid.smooth_grid(counts, sigma)
-    size = max(3, int(round(2 * sigma / grid.pixel)) | 1)
-    occupied = dens > 0
-    floor = np.quantile(dens[occupied], 0.5) if occupied.any() else 0.0
-    peaks = (dens == ndimage.maximum_filter(dens, size=size, mode="constant")) & (dens > floor)
-    pts = np.argwhere(peaks) * grid.pixel
-    if len(pts) < 3:
-        return np.inf, len(pts)
-    d, _ = cKDTree(pts).query(pts, k=2)
-    return float(np.median(d[:, 1])), len(pts)
+def _grid_graph(mask: np.ndarray) -> sparse.csr_matrix:
+    """8-connected graph of the True pixels of a 2D mask."""
+    H, W = mask.shape
+    idx = -np.ones(mask.shape, np.int64)
+    idx[mask] = np.arange(int(mask.sum()))
+    rows, cols = [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = idx[0 : H - dy, max(0, -dx) : W - max(0, dx)]
+        b = idx[dy:H, max(0, dx) : W - max(0, -dx)]
+        ok = (a >= 0) & (b >= 0)
+        rows.append(a[ok])
+        cols.append(b[ok])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    n = int(mask.sum())
+    return sparse.csr_matrix((np.ones(2 * len(r)), (np.r_[r, c], np.r_[c, r])), shape=(n, n))
+
+
+def persistent_peaks(coords: np.ndarray, counts: np.ndarray, *, sigma: float = 1.5, z: float = 2.0,
+                     pixel: float = 0.5) -> tuple[int, float]:
+    """Number of density peaks that stand out of Poisson noise, and the tissue area (um^2).
+
+    The transcript density, smoothed with a Gaussian of ``sigma``, is clustered by persistence
+    (ToMATo on the pixel grid) with a threshold of ``z`` standard deviations of its Poisson noise
+    (relative sd 1 / sqrt(density x 4 pi sigma^2)); the tissue is where the density at 3 um is
+    above the background threshold.
+    """
+    from .._kernels._density import tomato
+    from ..tl._segment import background_threshold
+
+    grid = Grid(coords[:, :2], pixel)
+    raw = grid.rasterize(counts)
+    dens = ndimage.gaussian_filter(raw, sigma / pixel) / pixel**2
+    mid = ndimage.gaussian_filter(raw, 3.0 / pixel) / pixel**2
+    occupied = mid > 1e-9
+    if occupied.sum() < 16:
+        return 0, 0.0
+    log_mid = np.log(np.maximum(mid, 1e-12))
+    mask = log_mid >= background_threshold(log_mid[occupied], np.ones(int(occupied.sum())))
+    G = _grid_graph(mask)
+    f = np.log(np.maximum(dens[mask], 1e-12))
+    tau = z / np.sqrt(max(float(np.median(dens[mask])), 1e-9) * 4 * np.pi * sigma**2)
+    _, peaks = tomato(G.indptr.astype(np.int64), G.indices.astype(np.int64), f, np.ones(len(f)), tau,
+                      np.inf, -np.inf, 0.0)
+    return len(peaks), float(mask.sum() * pixel**2)
 
 
 def estimate_diameter_array(
@@ -37,11 +74,13 @@ def estimate_diameter_array(
 ) -> tuple[float, str]:
     """Typical cell diameter (um) and the method that gave it.
 
-    With a nuclear prior: the median nearest-neighbour distance between nucleus centroids (in
-    packed tissue, neighbouring nuclei sit about one cell diameter apart), bounded below by twice
-    the median nuclear diameter. Without: the spacing of transcript-density peaks, taken at the
-    smoothing scale where the peak spacing is four times the smoothing sigma (a peak per cell: a
-    Gaussian of sigma d/4 resolves cells of diameter d but not the noise inside them).
+    With a nuclear prior: twice the median nuclear diameter (nuclei are about half a cell across;
+    diameters from the spread of each nucleus's spots, a uniform disc having variance r^2/4 per
+    axis). Without: the tissue area divided by the number of transcript-density peaks that stand
+    out of Poisson noise (:func:`persistent_peaks`), as the diameter of a disc of that area. Faint
+    cells make no persistent peak, so the raw estimate runs high (about 1.45x on the simulator,
+    1.3x against CosMx reference cells); it is scaled by ``PEAK_CORRECTION``. A known diameter
+    is better.
     """
     coords = np.asarray(coords, dtype=np.float64)[:, :2]
     if counts is None:
@@ -60,19 +99,25 @@ def estimate_diameter_array(
                     var += np.bincount(inv, weights=w * (coords[inside, j] - cen[inv, j]) ** 2) / wsum
                 # a uniform disc of radius r has variance r^2/4 per axis
                 nuc_diam = float(np.median(4.0 * np.sqrt(var / 2.0)))
-                d, _ = cKDTree(cen).query(cen, k=2)
-                spacing = float(np.median(d[:, 1]))
-                return float(np.clip(spacing, nuc_diam / NUCLEUS_TO_CELL * 0.6, nuc_diam / NUCLEUS_TO_CELL * 1.6)), "nucleus"
-    grid = Grid(coords, pixel=0.5)
-    best, best_gap = None, np.inf
-    for sigma in np.geomspace(1.0, 8.0, 13):
-        spacing, n_peaks = _peak_spacing(grid, counts, sigma)
-        if not np.isfinite(spacing):
-            continue
-        gap = abs(np.log(spacing / (4.0 * sigma)))
-        logger.debug("scale: sigma %.2f um -> %d peaks, spacing %.2f um", sigma, n_peaks, spacing)
-        if gap < best_gap:
-            best, best_gap = spacing, gap
-    if best is None:
+                return float(np.clip(nuc_diam / NUCLEUS_TO_CELL, 4.0, 60.0)), "nucleus"
+    # a window of at most 300 x 300 um around the densest part keeps this fast on whole sections
+    coords, counts = _window(coords, counts, 300.0)
+    n_peaks, area = persistent_peaks(coords, counts)
+    if n_peaks < 3:
         return 10.0, "default"
+    best = PEAK_CORRECTION * 2.0 * np.sqrt(area / (np.pi * n_peaks))
     return float(np.clip(best, 4.0, 40.0)), "density_peaks"
+
+
+def _window(coords: np.ndarray, counts: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``size`` x ``size`` um window around the densest coarse block (all data if smaller)."""
+    span = np.ptp(coords, axis=0)
+    if np.all(span <= size):
+        return coords, counts
+    block = size / 3.0
+    idx = np.floor((coords - coords.min(axis=0)) / block).astype(np.int64)
+    keys, inv = np.unique(idx, axis=0, return_inverse=True)
+    weight = np.bincount(inv.ravel(), weights=counts)
+    centre = (keys[np.argmax(weight)] + 0.5) * block + coords.min(axis=0)
+    sel = np.all(np.abs(coords - centre) <= size / 2.0, axis=1)
+    return coords[sel], counts[sel]

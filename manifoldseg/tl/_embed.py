@@ -87,7 +87,7 @@ def embed_array(
     """
     n = graph.shape[0]
     if n_epochs is None:
-        n_epochs = 50
+        n_epochs = 20
     a, b = find_ab_params(spread, min_dist)
     init = np.asarray(init, dtype=np.float32)
     if n < 3 or graph.nnz == 0 or n_epochs <= 0:

@@ -73,8 +73,9 @@ def _adjacency(graph, labels):
 def merge_fragments(graph, labels, mass, min_mass, max_mass, nucleated=None):
     """Merge cells lighter than ``min_mass`` into the neighbour they share most edge weight with.
 
-    A merge never makes a cell heavier than ``max_mass`` and never joins two nucleated cells.
-    Fragments with no admissible neighbour are dissolved (-1) to be regrown later.
+    A merge never makes a cell heavier than ``max_mass`` and never joins two nucleated cells; a
+    light cell holding its own nucleus is kept. Fragments with no admissible neighbour are
+    dissolved (-1) to be regrown later.
     """
     labels = labels.copy()
     if not (labels >= 0).any():
@@ -92,6 +93,8 @@ def merge_fragments(graph, labels, mass, min_mass, max_mass, nucleated=None):
     for a in order:
         if not alive[a] or cmass[a] >= min_mass:
             continue
+        if nuc[a] and nucleated is not None and nucleated[a]:
+            continue  # a small cell around its own nucleus is a cell, not a fragment
         best, best_w = -1, 0.0
         for b, w in nbrs[a].items():
             if not alive[b] or b == a:
@@ -241,6 +244,29 @@ def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucl
     return seeds
 
 
+def seed_scale(seeds: np.ndarray, mass: np.ndarray, candidates: np.ndarray, power: float) -> np.ndarray:
+    """Per-seed cost multiplier: (median seed size / seed size) ** power, sizes as sqrt(mass).
+
+    A seed made of many spots (a large nucleus) or the peak of a heavy candidate reaches further,
+    as larger nuclei sit in larger cells.
+    """
+    k = int(seeds.max()) + 1 if (seeds >= 0).any() else 0
+    if k == 0 or power == 0:
+        return np.ones(max(k, 1))
+    smass = np.bincount(seeds[seeds >= 0], weights=mass[seeds >= 0], minlength=k)
+    single = np.bincount(seeds[seeds >= 0], minlength=k) <= 1
+    if single.all() and (candidates >= 0).any():
+        # one peak point per seed: use the candidate's mass instead
+        cmass = np.bincount(candidates[candidates >= 0], weights=mass[candidates >= 0])
+        idx = np.nonzero(seeds >= 0)[0]
+        src = candidates[idx]
+        ok = src >= 0
+        smass[seeds[idx[ok]]] = cmass[src[ok]]
+    size = np.sqrt(np.maximum(smass, 1e-9))
+    med = float(np.median(size[smass > 0])) if np.any(smass > 0) else 1.0
+    return np.clip((med / size) ** power, 0.5, 2.0)
+
+
 def refine_array(
     graph: sparse.csr_matrix,
     distances: sparse.csr_matrix,
@@ -254,9 +280,10 @@ def refine_array(
     typical_mass: float,
     min_fraction: float = 0.25,
     max_fraction: float = 2.5,
-    alpha: float = 1.0,
-    max_radius: float = 0.75,
+    alpha: float = 2.0,
+    max_radius: float = 0.6,
     grow_rounds: int = 3,
+    size_weighting: float = 0.5,
     nucleus: np.ndarray | None = None,
     random_state: int = 0,
 ) -> np.ndarray:
@@ -277,7 +304,8 @@ def refine_array(
     max_mass = max_fraction * typical_mass
     seeds = seeds_from(candidates, peaks, mass, nucleus, 0.5 * typical_mass)
     ip, ix, cost = flood_costs(graph, distances, coords, alpha)
-    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha))
+    scale = seed_scale(seeds, mass, candidates, size_weighting if nucleus is not None else 0.0)
+    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha), scale)
     labels = split_disconnected(graph, labels, mass, min_mass)
     labels = merge_fragments(graph, labels, mass, min_mass, max_mass, _nucleated(labels, nucleus))
     if nucleus is None:

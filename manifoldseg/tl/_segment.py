@@ -59,6 +59,30 @@ def background_threshold(log_density: np.ndarray, weights: np.ndarray, *, min_ra
     return float(min(centers[t], median + np.log(0.85)))
 
 
+def auto_neighbors(coords: np.ndarray, cell_diameter: float, *, low: int = 6, high: int = 40) -> int:
+    """Graph neighbours for about two-thirds of the spots within a quarter cell diameter.
+
+    Spot density is measured where there are spots (the 10th-neighbour radius), so 2 um bins get
+    a sparse graph and dense transcripts a wide one: every spot's neighbourhood spans about the
+    same physical size, well inside one cell.
+    """
+    from scipy.spatial import cKDTree
+
+    n = coords.shape[0]
+    if n < 3:
+        return max(1, n - 1)
+    sample = coords[:: max(1, n // 20000)]
+    k = int(min(10, n - 1))
+    r, _ = cKDTree(coords).query(sample, k=k + 1)
+    rk = float(np.median(r[:, -1]))
+    if rk <= 0:
+        return low
+    dims = coords.shape[1]
+    density = k / (np.pi * rk**2) if dims == 2 else k / (4.0 / 3.0 * np.pi * rk**3)
+    area = np.pi * (cell_diameter / 4.0) ** 2 if dims == 2 else 4.0 / 3.0 * np.pi * (cell_diameter / 4.0) ** 3
+    return int(np.clip(round(0.65 * density * area), low, high))
+
+
 def segment_array(
     coords: np.ndarray,
     X: sparse.csr_matrix,
@@ -67,7 +91,7 @@ def segment_array(
     prior: np.ndarray | None = None,
     scales: tuple[float, ...] = DEFAULT_SCALES,
     n_components: int = 10,
-    n_neighbors: int = 15,
+    n_neighbors: int | None = None,
     n_epochs: int | None = None,
     embed_method: str = "numba",
     persistence: float = 0.3,
@@ -78,6 +102,7 @@ def segment_array(
     progress: bool = False,
     density_mode: str = "both",
     hysteresis: float = 0.3,
+    max_merge: float = 1.3,
     target_edge: float = 1.0,
     timings: dict | None = None,
 ) -> SegmentResult:
@@ -104,6 +129,8 @@ def segment_array(
         coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state
     )
     t = tick("features", t)
+    if n_neighbors is None:
+        n_neighbors = auto_neighbors(coords, d)
     graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors)
     t = tick("graph", t)
     init = spatial_init(coords, graph, target_edge=target_edge)
@@ -137,7 +164,7 @@ def segment_array(
         log_rho = np.log(rho) + contrast
     log_rho = np.where(eligible, log_rho, -np.inf)
     cand, peaks = density_cluster_array(
-        graph, log_rho, counts, persistence=persistence, max_mass=1.3 * typical_mass,
+        graph, log_rho, counts, persistence=persistence, max_mass=max_merge * typical_mass,
         min_mass=min_fraction * 0.8 * typical_mass, min_log_density=-1e300,
     )
     t = tick("cluster", t)
