@@ -41,7 +41,7 @@ import logging
 import math
 import numbers
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from .._constants import BACKGROUND, NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY, TYPE_KEY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
 
 logger = logging.getLogger("manifoldseg")
 
@@ -85,7 +88,7 @@ def simulate(
     nucleus_density: float = 2.0,
     resolution: float = 0.5,
     random_state: int | np.random.Generator | None = 0,
-):
+) -> AnnData:
     """Simulate a tissue of known cells as spots (bins) or single transcripts.
 
     Parameters
@@ -166,7 +169,7 @@ def simulate(
     - ``obs["bin_x"]``, ``obs["bin_y"]`` (and ``obs["bin_z"]``) (bins mode): integer spot indices;
     - ``var["marker_of"]``: the type a gene marks (``""`` for none);
     - ``uns["simulation"]``: ``params``, ``n_cells``, ``n_transcripts``, ``gap_fraction`` (achieved),
-      ``types``, ``markers`` and ``cells`` (per-cell lists: ``cell_id``, ``type``, ``area_um2``,
+      ``background_share`` (achieved), ``types``, ``markers`` and ``cells`` (per-cell lists: ``cell_id``, ``type``, ``area_um2``,
       ``x``, ``y``, ``nucleus_x``, ``nucleus_y``, ``nucleus_area_um2``, ``n_transcripts``).
 
     Examples

@@ -27,3 +27,8 @@ __all__ = [
     "CONTROL_PREFIXES",
     "DEFAULT_BIN_LABELS",
 ]
+
+from ._geojson import cells_to_geojson, write_geojson  # noqa: E402
+from ._spatialdata import to_spatialdata, write_spatialdata  # noqa: E402
+
+__all__ += ["cells_to_geojson", "write_geojson", "to_spatialdata", "write_spatialdata"]

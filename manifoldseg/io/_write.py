@@ -73,6 +73,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, directory: 
     else:
         fd, name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        # mkstemp makes 0600 files: give the output the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
         tmp = Path(name)
     try:
         yield tmp

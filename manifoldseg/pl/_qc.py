@@ -35,7 +35,8 @@ def qc_table(adata, *, key: str = CELL_KEY, spatial_key: str = SPATIAL_KEY, bin_
     from ..metrics import cell_stats
     from ..metrics._summary import _guess_bin_size
 
-    if key in adata.obs:  # spots / transcripts with labels
+    is_cells = "n_spots" in adata.obs or "boundary" in adata.obs  # from ms.tl.aggregate
+    if key in adata.obs and not is_cells:  # spots / transcripts with labels
         labels = adata.obs[key].to_numpy()
         X = adata.X if adata.n_vars > 0 else None
         coords = adata.obsm[spatial_key] if spatial_key in adata.obsm else None

@@ -39,7 +39,7 @@ def segment(
     prior_key: str | None = None,
     spatial_key: str = C.SPATIAL_KEY,
     key_added: str = C.CELL_KEY,
-    n_neighbors: int = 15,
+    n_neighbors: int | None = None,
     n_epochs: int | None = None,
     embed_method: str = "numba",
     persistence: float = 0.3,
@@ -47,6 +47,9 @@ def segment(
     n_jobs: int | None = None,
     random_state: int | np.random.Generator = 0,
     progress: bool = False,
+    tile_size: float | str | None = "auto",
+    overlap: float | None = None,
+    scheduler: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Segment spots or transcripts into cells from RNA (and a nuclear prior when given).
@@ -70,9 +73,10 @@ def segment(
     key_added
         ``obs`` column of the labels.
     n_neighbors
-        Neighbours per spot in the fused graph.
+        Neighbours per spot in the fused graph; by default chosen so that a neighbourhood spans
+        about a quarter of a cell diameter (6-40).
     n_epochs
-        Layout epochs (default 200 up to 10,000 spots, else 100).
+        Layout epochs (default 20: the layout starts from the spatial coordinates).
     embed_method
         ``"numba"`` (the project's cached layout kernel) or ``"umap-learn"``.
     persistence
@@ -84,7 +88,17 @@ def segment(
     random_state
         Seed (int or Generator) for sampling and the layout.
     progress
-        Show a progress bar over the stages.
+        Show a progress bar over the stages (over the tiles in a tiled run).
+    tile_size
+        Side in um of the tiles of a whole section (see :mod:`manifoldseg._tiling`): ``"auto"``
+        tiles inputs above 400,000 spots (about 250,000 spots per tile), a number always tiles,
+        ``None`` never. Tiles overlap, use one cell diameter (estimated once) and are stitched
+        without seams; a tiled run writes labels, confidence and ``uns`` but no embedding or graph.
+    overlap
+        Margin around each tile in um (default 2 cell diameters, at least 1.5).
+    scheduler
+        Where tiles run: ``None`` a local Dask cluster of ``n_jobs`` processes (started and closed
+        by the call), ``"tcp://host:8786"`` an existing cluster, ``"synchronous"`` or ``"threads"``.
     copy
         Return a copy instead of writing to ``adata``.
 
@@ -109,7 +123,7 @@ def segment(
     coords, X = check_adata(adata, spatial_key=spatial_key)
     if cell_diameter is not None:
         check_positive(cell_diameter, "cell_diameter")
-    check_positive(n_neighbors, "n_neighbors")
+    check_positive(n_neighbors, "n_neighbors", allow_none=True)
     check_choice(embed_method, "embed_method", ("numba", "umap-learn"))
     prior = None
     if prior_key is not None:
@@ -118,29 +132,41 @@ def segment(
         prior = _prior(adata, prior_key)
     threads = _set_threads(n_jobs)
     start = time.perf_counter()
+    from .._tiling import segment_tiled, use_tiles
+
     try:
-        res = segment_array(
-            coords, X, cell_diameter=cell_diameter, prior=prior, n_neighbors=n_neighbors, n_epochs=n_epochs,
-            embed_method=embed_method, persistence=persistence, background=background,
-            random_state=_random_seed(random_state), progress=progress,
-        )
+        if use_tiles(tile_size, len(coords)):
+            res = segment_tiled(
+                coords, X, tile_size=tile_size, overlap=overlap, cell_diameter=cell_diameter, prior=prior,
+                random_state=_random_seed(random_state), scheduler=scheduler, n_jobs=n_jobs, progress=progress,
+                n_neighbors=n_neighbors, n_epochs=n_epochs, embed_method=embed_method, persistence=persistence,
+                background=background,
+            )
+        else:
+            res = segment_array(
+                coords, X, cell_diameter=cell_diameter, prior=prior, n_neighbors=n_neighbors, n_epochs=n_epochs,
+                embed_method=embed_method, persistence=persistence, background=background,
+                random_state=_random_seed(random_state), progress=progress,
+            )
     finally:
         _set_threads(threads)
     adata.obs[key_added] = res.labels.astype(np.int64)
     adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = res.confidence.astype(np.float32)
-    adata.obsm[C.EMBEDDING_KEY] = res.embedding
-    adata.obsp[f"{C.GRAPH_KEY}_connectivities"] = res.graph
-    adata.obsp[f"{C.GRAPH_KEY}_distances"] = res.distances
-    adata.uns[C.GRAPH_KEY] = {
-        "connectivities_key": f"{C.GRAPH_KEY}_connectivities",
-        "distances_key": f"{C.GRAPH_KEY}_distances",
-        "params": {"n_neighbors": int(res.info["graph"].get("n_neighbors", n_neighbors)), "method": "manifoldseg",
-                   "metric": "euclidean", "random_state": _random_seed(random_state)},
-    }
+    if not res.info.get("tiled"):  # a tiled run has no global embedding or graph
+        adata.obsm[C.EMBEDDING_KEY] = res.embedding
+        adata.obsp[f"{C.GRAPH_KEY}_connectivities"] = res.graph
+        adata.obsp[f"{C.GRAPH_KEY}_distances"] = res.distances
+        adata.uns[C.GRAPH_KEY] = {
+            "connectivities_key": f"{C.GRAPH_KEY}_connectivities",
+            "distances_key": f"{C.GRAPH_KEY}_distances",
+            "params": {"n_neighbors": int(res.info["graph"].get("n_neighbors", 0)),
+                       "method": "manifoldseg", "metric": "euclidean", "random_state": _random_seed(random_state)},
+        }
     params = {
         "cell_diameter": cell_diameter, "prior_key": prior_key, "spatial_key": spatial_key, "key_added": key_added,
         "n_neighbors": n_neighbors, "n_epochs": n_epochs, "embed_method": embed_method,
         "persistence": persistence, "background": background, "random_state": _random_seed(random_state),
+        "tile_size": tile_size, "overlap": overlap,
     }
     adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(res.info)}
     logger.info(
@@ -196,7 +222,7 @@ def embed(
     spatial_key
         Coordinates used as the initial layout.
     n_epochs
-        Layout epochs (default 200 up to 10,000 spots, else 100).
+        Layout epochs (default 20: the layout starts from the spatial coordinates).
     method
         ``"numba"`` (cached kernel, same objective as umap-learn) or ``"umap-learn"``
         (``umap.umap_.simplicial_set_embedding``).
@@ -223,32 +249,55 @@ def embed(
     return adata if copy else None
 
 
+def _stage_terms(adata: AnnData, use_rep: str, cell_diameter: float | None):
+    """Counts, features and density terms shared by the stage-wise wrappers."""
+    from ._segment import density_terms
+
+    coords, X = check_adata(adata)
+    if use_rep not in adata.obsm:
+        raise KeyError(f"adata.obsm[{use_rep!r}] not found: run ms.pp.neighborhood_features(adata) first.")
+    params = adata.uns.get(use_rep, {}).get("params", {})
+    d = cell_diameter if cell_diameter is not None else params.get("cell_diameter")
+    if d is None:
+        raise ValueError("cell_diameter is unknown: pass cell_diameter= (um).")
+    n_comp = int(params.get("n_components", 10))
+    n_scales = len(params.get("scales", [0.25, 0.5, 1.0]))
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    feats = np.asarray(adata.obsm[use_rep])
+    terms = density_terms(coords, counts, feats, cell_diameter=float(d), n_components=n_comp, n_scales=n_scales)
+    return coords, counts, float(d), terms
+
+
 def density_cluster(
     adata: AnnData,
     *,
     use_rep: str = C.EMBEDDING_KEY,
     neighbors_key: str = C.GRAPH_KEY,
+    features_key: str = "X_neighborhood",
+    cell_diameter: float | None = None,
     persistence: float = 0.3,
-    max_counts: float | None = None,
     key_added: str = "cell_candidate",
     copy: bool = False,
 ) -> AnnData | None:
     """Count-weighted density clustering of the embedding (cell candidates).
 
     Density: each spot's counts plus its graph neighbours' counts, weighted by a Gaussian of their
-    distance in ``obsm[use_rep]``. Clusters: ToMATo mode seeking on the fused graph with
-    persistence merging (see :func:`manifoldseg._kernels._density.tomato`).
+    distance in ``obsm[use_rep]``, times the nuclear contrast of the transcript density. Clusters:
+    ToMATo mode seeking on the fused graph with persistence and size-aware merging
+    (:func:`manifoldseg._kernels._density.tomato`); low-density, average-composition spots are
+    noise (-1).
 
     Parameters
     ----------
     adata
-        With ``obsm[use_rep]`` and the fused graph.
-    use_rep, neighbors_key
-        Embedding and graph keys.
+        With ``obsm[use_rep]`` (:func:`embed`), ``obsm[features_key]``
+        (:func:`manifoldseg.pp.neighborhood_features`) and the fused graph.
+    use_rep, neighbors_key, features_key
+        Embedding, graph and feature keys.
+    cell_diameter
+        Typical diameter (um); by default the one the features were computed with.
     persistence
         Log-density persistence below which peaks are merged.
-    max_counts
-        Clusters are never merged beyond this many counts.
     key_added
         ``obs`` column of the candidates (-1 = noise).
     copy
@@ -256,20 +305,20 @@ def density_cluster(
 
     Returns
     -------
-    ``None`` or a copy, with ``adata.obs[key_added]``.
+    ``None`` or a copy, with ``adata.obs[key_added]`` and ``adata.uns[key_added]`` (``peaks``: the
+    densest spot of each candidate; ``params``).
     """
-    from ._cluster import density_cluster_array, embedding_density
+    from ._segment import candidates_array
 
     adata = adata.copy() if copy else adata
-    _, X = check_adata(adata)
     if use_rep not in adata.obsm:
         raise KeyError(f"adata.obsm[{use_rep!r}] not found: run ms.tl.embed(adata) first.")
     graph = _graph_of(adata, neighbors_key)
-    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    rho = embedding_density(np.asarray(adata.obsm[use_rep]), graph, counts)
-    labels, _ = density_cluster_array(graph, np.log(rho), counts, persistence=persistence,
-                                      max_mass=np.inf if max_counts is None else max_counts)
+    _, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
+    labels, peaks = candidates_array(graph, np.asarray(adata.obsm[use_rep]), counts, terms, persistence=persistence)
     adata.obs[key_added] = labels
+    adata.uns[key_added] = {"peaks": np.asarray(peaks, dtype=np.int64),
+                            "params": {"persistence": persistence, "cell_diameter": d, "use_rep": use_rep}}
     return adata if copy else None
 
 
@@ -278,30 +327,34 @@ def refine(
     *,
     candidates_key: str = "cell_candidate",
     neighbors_key: str = C.GRAPH_KEY,
-    spatial_key: str = C.SPATIAL_KEY,
+    features_key: str = "X_neighborhood",
     cell_diameter: float | None = None,
     prior_key: str | None = None,
     key_added: str = C.CELL_KEY,
+    random_state: int | np.random.Generator = 0,
     copy: bool = False,
 ) -> AnnData | None:
     """Connectivity-aware refinement of cell candidates into cells.
 
-    Every cell is made one connected piece of plausible size; fragments are merged into the
-    neighbour they share most fused-graph weight with; oversized cells are split; strays are
-    regrown into the cell they are most tied to; low-density spots stay background (-1).
+    Seeds (each candidate's density peak, or the nuclei) flood the fused graph at the least
+    expression-weighted geodesic cost; every cell is made one connected piece; fragments are merged
+    into the neighbour they share most edge weight with; oversized cells are split; strays are
+    regrown; low-density spots stay background (-1).
 
     Parameters
     ----------
     adata
         With ``obs[candidates_key]`` from :func:`density_cluster` and the fused graph.
-    candidates_key, neighbors_key, spatial_key
-        Keys of the candidates, graph and coordinates.
+    candidates_key, neighbors_key, features_key
+        Keys of the candidates, graph and features.
     cell_diameter
-        Typical diameter (um); read from ``uns["manifoldseg"]`` or estimated when None.
+        Typical diameter (um); by default the one the features were computed with.
     prior_key
         Optional ``obs`` column of nucleus ids.
     key_added
         ``obs`` column of the refined labels; ``f"{key_added}_confidence"`` is written too.
+    random_state
+        Seed of the splitting of oversized cells.
     copy
         Return a copy instead of writing to ``adata``.
 
@@ -310,28 +363,21 @@ def refine(
     ``None`` or a copy, with ``adata.obs[key_added]`` and ``adata.obs[f"{key_added}_confidence"]``.
     """
     from ..pp._api import _prior
-    from ..pp._scale import estimate_diameter_array
-    from ..pp._smooth import Grid, grid_pixel
     from ._refine import confidence_array, refine_array
-    from ._segment import background_threshold
 
     adata = adata.copy() if copy else adata
-    coords, X = check_adata(adata, spatial_key=spatial_key)
-    if candidates_key not in adata.obs:
+    if candidates_key not in adata.obs or candidates_key not in adata.uns:
         raise KeyError(f"adata.obs[{candidates_key!r}] not found: run ms.tl.density_cluster(adata) first.")
     graph = _graph_of(adata, neighbors_key)
-    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    prior = _prior(adata, prior_key)
-    if cell_diameter is None:
-        cell_diameter, _ = estimate_diameter_array(coords, counts, prior)
-    d = float(cell_diameter)
-    grid = Grid(coords, grid_pixel(coords, d / 8))
-    phys = grid.smooth(counts, d / 8)
-    log_phys = np.log(np.maximum(phys, 1e-12))
-    eligible = log_phys >= background_threshold(log_phys, counts)
-    typical = float(np.median(phys[eligible] if eligible.any() else phys)) * np.pi * d**2 / 4
-    labels = refine_array(graph, coords, adata.obs[candidates_key].to_numpy().astype(np.int64), counts, eligible,
-                          typical_mass=typical, nucleus=prior)
+    dist_key = f"{neighbors_key}_distances"
+    dist = adata.obsp[dist_key] if dist_key in adata.obsp else graph
+    coords, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
+    labels = refine_array(
+        graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
+        np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), counts, terms["eligible"],
+        cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key),
+        random_state=_random_seed(random_state),
+    )
     adata.obs[key_added] = labels
     adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = confidence_array(graph, labels).astype(np.float32)
     return adata if copy else None

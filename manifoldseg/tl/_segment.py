@@ -83,6 +83,79 @@ def auto_neighbors(coords: np.ndarray, cell_diameter: float, *, low: int = 6, hi
     return int(np.clip(round(0.65 * density * area), low, high))
 
 
+def density_terms(
+    coords: np.ndarray,
+    counts: np.ndarray,
+    features: np.ndarray,
+    *,
+    cell_diameter: float,
+    n_components: int,
+    n_scales: int,
+    background: bool = True,
+    hysteresis: float = 0.3,
+) -> dict:
+    """Physical density terms: background mask, typical cell mass and the nuclear contrast.
+
+    - Background score: log local density (sigma d/4) plus half the log distance of the local
+      composition from the tissue's average (ambient RNA is a mixture of all cells; a cell's
+      composition is its type's). Threshold: weighted Otsu (:func:`background_threshold`).
+      Hysteresis: cells are seeded above the threshold (``core``) and may extend ``hysteresis``
+      below it (``eligible``).
+    - Typical cell mass: median density at sigma d/8 in cells times the area of a disc of diameter d
+      (in 3D times the slab thickness, at most d).
+    - Nuclear contrast: log density at sigma d/8 minus twice the log density at sigma d/2 (a
+      difference of Gaussians in log space that is independent of a cell's library size).
+    """
+    d = float(cell_diameter)
+    grid = Grid(coords, grid_pixel(coords, d / 8.0))
+    small = grid.smooth(counts, d / 8.0)
+    mid = grid.smooth(counts, d / 4.0)
+    large = grid.smooth(counts, d / 2.0)
+    k = n_components + 1
+    b = min(1, n_scales - 1)
+    specificity = np.linalg.norm(features[:, b * k : b * k + k - 1], axis=1)
+    bg_score = np.log(np.maximum(mid, 1e-12)) + 0.5 * np.log(specificity + 1e-3)
+    thr = background_threshold(bg_score, np.ones_like(counts)) if background else -np.inf
+    core = bg_score >= thr
+    eligible = bg_score >= thr - hysteresis
+    in_cells = small[eligible] if eligible.any() else small
+    # a disc of diameter d; in 3D a section of the slab (cells are cut by thin sections)
+    volume = np.pi * d**2 / 4.0
+    if coords.shape[1] == 3:
+        volume *= min(float(np.ptp(coords[:, 2])) + grid.pixel, d)
+    typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
+    contrast = np.log(np.maximum(small, 1e-12)) - 2.0 * np.log(np.maximum(large, 1e-12))
+    return {"core": core, "eligible": eligible, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
+            "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12))}
+
+
+def candidates_array(
+    graph: sparse.csr_matrix,
+    embedding: np.ndarray,
+    counts: np.ndarray,
+    terms: dict,
+    *,
+    persistence: float = 0.3,
+    max_merge: float = 1.3,
+    min_fraction: float = 0.25,
+    density_mode: str = "both",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell candidates: ToMATo on count-weighted embedding density x nuclear contrast."""
+    rho = embedding_density(embedding, graph, counts)
+    if density_mode == "physical":
+        log_rho = terms["contrast"] + terms["log_large"]
+    elif density_mode == "embedding":
+        log_rho = np.log(rho)
+    else:
+        log_rho = np.log(rho) + terms["contrast"]
+    log_rho = np.where(terms["eligible"], log_rho, -np.inf)
+    typical = terms["typical_mass"]
+    return density_cluster_array(
+        graph, log_rho, counts, persistence=persistence, max_mass=max_merge * typical,
+        min_mass=min_fraction * 0.8 * typical, min_log_density=-1e300,
+    )
+
+
 def segment_array(
     coords: np.ndarray,
     X: sparse.csr_matrix,
@@ -113,8 +186,14 @@ def segment_array(
     n = coords.shape[0]
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=6, desc="manifoldseg", unit="stage", disable=not progress, leave=False)
+
     def tick(name, start):
         times[name] = round(time.perf_counter() - start, 3)
+        bar.set_postfix_str(name)
+        bar.update(1)
         return time.perf_counter()
 
     t = time.perf_counter()
@@ -137,36 +216,11 @@ def segment_array(
     emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state)
     t = tick("embed", t)
 
-    # physical density: background, cell mass and the nuclear contrast
-    grid = Grid(coords, grid_pixel(coords, d / 8.0))
-    small = grid.smooth(counts, d / 8.0)
-    mid = grid.smooth(counts, d / 4.0)
-    large = grid.smooth(counts, d / 2.0)
-    # background score: local density, and how far the local composition is from the tissue's
-    # average (ambient RNA is a mixture of all cells; a cell's composition is its type's)
-    k = finfo["n_components"] + 1
-    b = min(1, len(scales) - 1)
-    specificity = np.linalg.norm(feats[:, b * k : b * k + k - 1], axis=1)
-    bg_score = np.log(np.maximum(mid, 1e-12)) + 0.5 * np.log(specificity + 1e-3)
-    thr = background_threshold(bg_score, np.ones_like(counts)) if background else -np.inf
-    # hysteresis: cells are seeded above the threshold and may extend a little below it
-    core = bg_score >= thr
-    eligible = bg_score >= thr - hysteresis
-    in_cells = small[eligible] if eligible.any() else small
-    typical_mass = float(np.median(in_cells)) * np.pi * d**2 / 4.0
-    rho = embedding_density(emb, graph, counts)
-    contrast = np.log(np.maximum(small, 1e-12)) - 2.0 * np.log(np.maximum(large, 1e-12))
-    if density_mode == "physical":
-        log_rho = contrast + np.log(np.maximum(large, 1e-12))
-    elif density_mode == "embedding":
-        log_rho = np.log(rho)
-    else:
-        log_rho = np.log(rho) + contrast
-    log_rho = np.where(eligible, log_rho, -np.inf)
-    cand, peaks = density_cluster_array(
-        graph, log_rho, counts, persistence=persistence, max_mass=max_merge * typical_mass,
-        min_mass=min_fraction * 0.8 * typical_mass, min_log_density=-1e300,
-    )
+    terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
+                          n_scales=len(scales), background=background, hysteresis=hysteresis)
+    cand, peaks = candidates_array(graph, emb, counts, terms, persistence=persistence, max_merge=max_merge,
+                                   min_fraction=min_fraction, density_mode=density_mode)
+    eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
     t = tick("cluster", t)
     labels = refine_array(
         graph, dist, coords, cand, peaks, counts, eligible, cell_diameter=d, typical_mass=typical_mass,
@@ -174,6 +228,7 @@ def segment_array(
     )
     conf = confidence_array(graph, labels)
     t = tick("refine", t)
+    bar.close()
     info = {
         "cell_diameter": d,
         "cell_diameter_method": method,

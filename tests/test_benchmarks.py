@@ -1,0 +1,203 @@
+"""benchmarks/: the real-set loaders return the documented counts, the reference never reaches
+the segmentation, and the harness scores and tabulates a tiny simulated case."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import manifoldseg as ms
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+import _real  # noqa: E402
+import accuracy  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:sklearn"),
+    # bento's h5ad predates anndata's encoding metadata
+    pytest.mark.filterwarnings("ignore:Element .* was written without encoding metadata"),
+]
+
+
+# --------------------------------------------------------------------------------------------- #
+# loaders on the real data (SOURCE.txt counts)
+# --------------------------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def cosmx(shared_data):
+    return {fov: _real.load_cosmx(fov, root=shared_data) for fov in (2, 3)}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("fov", "n_cells", "assigned"), [(2, 67, 0.785), (3, 53, 0.686)])
+def test_cosmx_counts(cosmx, fov, n_cells, assigned):
+    a = cosmx[fov]
+    rc = a.obs["ref_cell"].to_numpy()
+    rn = a.obs["ref_nucleus"].to_numpy()
+    assert rc.dtype == np.int64 and rn.dtype == np.int64
+    assert np.unique(rc[rc >= 0]).size == n_cells
+    assert np.unique(rc[rc >= 0]).tolist() == list(range(n_cells))
+    assert abs((rc >= 0).mean() - assigned) < 0.005
+    # a nuclear transcript belongs to the same cell; nothing nuclear outside cells
+    assert np.all(rn[rn >= 0] == rc[rn >= 0])
+    assert 0.4 < (rn >= 0).mean() < 0.55
+    assert not any(g.lower().startswith("negprb") for g in a.var_names)
+    xy = a.obsm["spatial"]
+    assert xy.shape == (a.n_obs, 2)
+    # the crop is 672 x 648 px at 0.18 um/px (120.96 x 116.64 um); transcripts nearly fill it
+    span = xy.max(0) - xy.min(0)
+    assert np.all(span <= np.array([672, 648]) * 0.18 + 1e-6) and np.all(span > np.array([672, 648]) * 0.18 - 4.0)
+
+
+@pytest.mark.realdata
+def test_merscope_counts(shared_data):
+    a = _real.load_merscope(root=shared_data)
+    info = a.uns["reference"]
+    assert abs(info["ref_assigned_fraction_z0"] - 0.42) < 0.01
+    assert abs(info["ref_assigned_fraction_z1"] - 0.39) < 0.01
+    assert (info["n_ref_cells_z0"], info["n_ref_cells_z1"]) == (456, 469)
+    assert "ref_nucleus" not in a.obs
+    assert not any(g.lower().startswith("blank") for g in a.var_names)
+    assert a.n_vars == 450 and a.n_obs == 80_343 - 337
+
+
+@pytest.mark.realdata
+def test_pciseq_merfish_starmap(shared_data):
+    p = _real.load_pciseq(root=shared_data)
+    rn = p.obs["ref_nucleus"].to_numpy()
+    assert p.n_obs == 72_336 and "ref_cell" not in p.obs
+    assert np.unique(rn[rn >= 0]).size == 3184
+    assert abs((rn >= 0).mean() - 0.61) < 0.01
+    assert p.uns["reference"]["n_off_image"] == 6 and p.uns["reference"]["pixel_size_um"] == 0.27
+
+    m = _real.load_merfish(root=shared_data)
+    assert np.unique(m.obs["ref_cell"]).size == 15 and (m.obs["ref_cell"] >= 0).all()  # no background
+    rn = m.obs["ref_nucleus"].to_numpy()
+    assert np.unique(rn[rn >= 0]).size == 15 and abs((rn >= 0).mean() - 0.37) < 0.01
+    # each nucleus lies in one cell
+    rc = m.obs["ref_cell"].to_numpy()
+    assert all(np.unique(rc[rn == k]).size == 1 for k in np.unique(rn[rn >= 0]))
+
+    s = _real.load_starmap(root=shared_data)
+    assert s.obsm["spatial"].shape == (55_171, 3) and s.n_vars == 8
+    assert np.unique(s.obs["ref_cell"][s.obs["ref_cell"] >= 0]).size == 1125
+
+
+@pytest.mark.realdata
+def test_binned_reference_by_majority(cosmx):
+    a = cosmx[2]
+    b = _real.binned(a, 2.0)
+    assert b.uns["reference"]["binned_um"] == 2.0
+    assert int(b.X.sum()) == a.n_obs
+    # recompute the majority for a few bins by hand
+    xy = a.obsm["spatial"]
+    bx = np.floor(xy[:, 0] / 2.0).astype(int)
+    by = np.floor(xy[:, 1] / 2.0).astype(int)
+    for i in np.flatnonzero(b.obs["n_transcripts"].to_numpy() >= 5)[:20]:
+        sel = (bx == b.obs["bin_x"].iloc[i]) & (by == b.obs["bin_y"].iloc[i])
+        vals, cnt = np.unique(a.obs["ref_cell"].to_numpy()[sel], return_counts=True)
+        assert b.obs["ref_cell"].iloc[i] == vals[np.argmax(cnt)]  # ties -> smallest (np.unique order)
+
+
+# --------------------------------------------------------------------------------------------- #
+# the reference never reaches ms.tl.segment
+# --------------------------------------------------------------------------------------------- #
+def _spy(monkeypatch):
+    seen = []
+
+    def fake_segment(adata, *, prior_key=None, random_state=0, **kw):
+        seen.append((adata.copy(), prior_key))
+        adata.obs["cell_id"] = np.zeros(adata.n_obs, dtype=np.int64)
+        adata.uns["manifoldseg"] = {"summary": {"cell_diameter": 10.0}}
+
+    monkeypatch.setattr(ms.tl, "segment", fake_segment)
+    return seen
+
+
+def _assert_clean(seen_adata, allowed_prior=None):
+    cols = set(seen_adata.obs.columns)
+    forbidden = {c for c in cols if c in _real.REFERENCE_COLUMNS or c.startswith(("ref_", "true_"))
+                 or (c == "nucleus" and allowed_prior != "nucleus")}
+    assert not forbidden, forbidden
+    assert "reference" not in seen_adata.uns and "simulation" not in seen_adata.uns
+
+
+@pytest.mark.realdata
+def test_reference_never_passed_real(cosmx, monkeypatch):
+    seen = _spy(monkeypatch)
+    case = next(c for c in accuracy.all_cases() if c.name == "cosmx_fov2")
+    rows, adata, _ = accuracy.run_case(case, 0, baselines=False, adata=cosmx[2])
+    assert len(seen) == 1 and seen[0][1] is None
+    _assert_clean(seen[0][0])
+    assert seen[0][0].n_obs == adata.n_obs
+    np.testing.assert_array_equal(seen[0][0].obsm["spatial"], adata.obsm["spatial"])
+    # the reference is still there for the metrics: one cell everywhere -> n_pred 1, n_true 67
+    assert rows[0]["n_true"] == 67 and rows[0]["n_pred"] == 1 and rows[0]["prior"] is None
+
+
+def test_reference_never_passed_simulated(small_bins, monkeypatch):
+    seen = _spy(monkeypatch)
+    case = accuracy.Case("tiny", "simulated", lambda s: small_bins, "true_cell", "nucleus",
+                         priors=(None, "nucleus"), seeded=True, bin_size=1.0)
+    accuracy.run_case(case, 0, baselines=False, adata=small_bins)
+    assert [p for _, p in seen] == [None, "nucleus"]
+    _assert_clean(seen[0][0])
+    _assert_clean(seen[1][0], allowed_prior="nucleus")
+    assert "nucleus" in seen[1][0].obs and "nucleus" not in seen[0][0].obs
+
+
+# --------------------------------------------------------------------------------------------- #
+# scoring, targets and tables
+# --------------------------------------------------------------------------------------------- #
+def test_perfect_segmentation_meets_every_target(small_bins):
+    truth = small_bins.obs["true_cell"].to_numpy(dtype=np.int64)
+    case = accuracy.Case("tiny", "simulated", lambda s: small_bins, "true_cell", "nucleus", bin_size=1.0)
+    sc = accuracy.score(small_bins, truth, truth_key="true_cell", nucleus_key="nucleus", bin_size=1.0)
+    assert sc["f1"] == 1.0 and sc["ari"] == 1.0 and sc["in_cell_assigned"] == 1.0
+    assert sc["background_assigned"] == 0.0 and sc["nuclear_consistency"] == 1.0 and sc["merge_rate"] == 0.0
+    assert sc["d_pred"] == sc["d_ref"] and 5.0 < sc["d_ref"] < 20.0
+    row = accuracy._row(case, 0, "manifoldseg", None, sc, 1.0, small_bins.n_obs, {"cell_diameter": 11.0})
+    summ = accuracy.summarize([row, {**row, "seed": 1, "f1": 0.5}, {**row, "seed": 2, "f1": 0.8}])
+    assert len(summ) == 1 and summ[0]["seeds"] == [0, 1, 2]
+    assert summ[0]["f1"] == 0.8  # median over seeds
+    marks = {c["metric"]: c["met"] for c in summ[0]["targets"]}
+    assert marks == {"f1": False, "ari": True, "in_cell_assigned": True, "background_assigned": True}
+    table = accuracy.format_table(summ, "simulated")
+    lines = table.splitlines()
+    assert lines[0].startswith("| case | method | prior | seeds | n_true | n_pred | F1@0.5 | ARI")
+    assert "0.800 MISS" in lines[2] and "1.000 ok" in lines[2] and "0.000 ok" in lines[2]
+    text, met, total = accuracy.targets_report(summ)
+    assert (met, total) == (3, 4) and "f1 >= 0.90: 0.800 -> NOT met" in text
+
+
+def test_harness_on_tiny_simulated_case(small_bins):
+    case = accuracy.Case("tiny", "simulated", lambda s: small_bins, "true_cell", "nucleus", bin_size=1.0)
+    rows, _, labels = accuracy.run_case(case, 0, baselines=True, adata=small_bins)
+    assert [(r["method"], r["prior"]) for r in rows] == [("manifoldseg", None), ("kmeans", None)]
+    n_true = np.unique(small_bins.obs["true_cell"][small_bins.obs["true_cell"] >= 0]).size
+    for r in rows:
+        assert r["n_true"] == n_true and 0.0 <= r["f1"] <= 1.0 and r["seconds"] > 0
+    assert rows[1]["n_pred"] == n_true and rows[1]["in_cell_assigned"] == 1.0  # KMeans assigns everything
+    assert rows[0]["n_pred"] == np.unique(labels[None][labels[None] >= 0]).size
+    table = accuracy.format_table(accuracy.summarize(rows))
+    assert len(table.splitlines()) == 4 and "| tiny | kmeans |" in table
+
+
+def test_cli_writes_json_and_markdown(small_bins, monkeypatch, tmp_path):
+    _spy(monkeypatch)
+    tiny = accuracy.Case("sim_bins_1um", "simulated", lambda s: small_bins.copy(), "true_cell", "nucleus",
+                         priors=(None, "nucleus"), seeded=True, bin_size=1.0)
+    monkeypatch.setattr(accuracy, "all_cases", lambda: [tiny])
+    assert accuracy.main(["--quick", "--seeds", "0", "1", "--no-baselines", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "accuracy.json").read_text())
+    assert {"date", "git", "machine", "loadavg_start", "loadavg_end", "summary", "rows"} <= set(res)
+    assert len(res["loadavg_start"]) == 3 and len(res["rows"]) == 4  # 2 seeds x 2 priors
+    assert res["options"]["seeds"] == [0, 1] and res["targets_total"] == 5
+    md = (tmp_path / "accuracy.md").read_text()
+    assert "## Simulated tissue" in md and "Targets (issue 3): 1 of 5 met" in md
