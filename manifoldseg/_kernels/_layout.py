@@ -44,7 +44,7 @@ def optimize_layout(
     is within ``negative_radius`` rows of the head after a spatial sort (local negatives keep the
     repulsion where it matters for neighbouring cells, at O(1) cost).
     """
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (numba: seeds its own per-thread generator)
     n = embedding.shape[0]
     dim = embedding.shape[1]
     n_edges = head.shape[0]
@@ -76,9 +76,9 @@ def optimize_layout(
                 if negative_radius > 0:
                     lo = max(0, j - negative_radius)
                     hi = min(n, j + negative_radius + 1)
-                    k = lo + np.random.randint(hi - lo)
+                    k = lo + np.random.randint(hi - lo)  # noqa: NPY002
                 else:
-                    k = np.random.randint(n)
+                    k = np.random.randint(n)  # noqa: NPY002
                 if k == j:
                     continue
                 dist2 = 0.0

@@ -159,13 +159,13 @@ def flood(indptr, indices, cost, seeds, eligible, max_cost, label_scale):
         hl[0] = hl[size]
         c = 0
         while True:
-            l = 2 * c + 1
-            r = l + 1
+            left = 2 * c + 1
+            right = left + 1
             m = c
-            if l < size and (hc[l] < hc[m] or (hc[l] == hc[m] and hp[l] < hp[m])):
-                m = l
-            if r < size and (hc[r] < hc[m] or (hc[r] == hc[m] and hp[r] < hp[m])):
-                m = r
+            if left < size and (hc[left] < hc[m] or (hc[left] == hc[m] and hp[left] < hp[m])):
+                m = left
+            if right < size and (hc[right] < hc[m] or (hc[right] == hc[m] and hp[right] < hp[m])):
+                m = right
             if m == c:
                 break
             hc[m], hc[c] = hc[c], hc[m]

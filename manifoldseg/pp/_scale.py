@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import ndimage
-from scipy import sparse
-from scipy.spatial import cKDTree
+from scipy import ndimage, sparse
 
 from ._smooth import Grid
 
@@ -48,7 +46,7 @@ def persistent_peaks(coords: np.ndarray, counts: np.ndarray, *, sigma: float = 1
     above the background threshold.
     """
     from .._kernels._density import tomato
-    from ..tl._segment import background_threshold
+    from ._background import background_threshold
 
     grid = Grid(coords[:, :2], pixel)
     raw = grid.rasterize(counts)

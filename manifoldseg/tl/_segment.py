@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from ..pp._background import background_threshold
 from ..pp._features import DEFAULT_SCALES, neighborhood_features_array
 from ..pp._graph import fused_graph_array
 from ..pp._scale import estimate_diameter_array
@@ -31,32 +32,6 @@ class SegmentResult:
     distances: sparse.csr_matrix
     candidates: np.ndarray
     info: dict = field(default_factory=dict)
-
-
-def background_threshold(log_density: np.ndarray, weights: np.ndarray, *, min_ratio: float = 1.5) -> float:
-    """Log-density threshold between background and cells (weighted Otsu).
-
-    When the two classes are not separated by at least ``min_ratio`` (ratio of their mean
-    densities), the data are taken to hold no clear background and the threshold falls to a
-    fifth of the median density.
-    """
-    lo, hi = np.quantile(log_density, [0.001, 0.999])
-    if not np.isfinite(lo) or hi <= lo:
-        return float(lo) - 1.0
-    hist, edges = np.histogram(log_density, bins=256, range=(lo, hi), weights=weights)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
-    mu0 = m0 / np.maximum(w0, 1e-12)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    t = int(np.argmax(between[:-1]))
-    median = float(np.median(log_density))
-    fallback = median + np.log(0.2)
-    if mu1[t] - mu0[t] < np.log(min_ratio):
-        return fallback
-    return float(min(centers[t], median + np.log(0.85)))
 
 
 def auto_neighbors(coords: np.ndarray, cell_diameter: float, *, low: int = 6, high: int = 40) -> int:
@@ -93,6 +68,7 @@ def density_terms(
     n_scales: int,
     background: bool = True,
     hysteresis: float = 0.3,
+    contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
 ) -> dict:
     """Physical density terms: background mask, typical cell mass and the nuclear contrast.
 
@@ -111,6 +87,8 @@ def density_terms(
     small = grid.smooth(counts, d / 8.0)
     mid = grid.smooth(counts, d / 4.0)
     large = grid.smooth(counts, d / 2.0)
+    c_small = small if contrast_scales[0] == 1 / 8 else grid.smooth(counts, d * contrast_scales[0])
+    c_large = large if contrast_scales[1] == 1 / 2 else grid.smooth(counts, d * contrast_scales[1])
     k = n_components + 1
     b = min(1, n_scales - 1)
     specificity = np.linalg.norm(features[:, b * k : b * k + k - 1], axis=1)
@@ -124,7 +102,7 @@ def density_terms(
     if coords.shape[1] == 3:
         volume *= min(float(np.ptp(coords[:, 2])) + grid.pixel, d)
     typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
-    contrast = np.log(np.maximum(small, 1e-12)) - 2.0 * np.log(np.maximum(large, 1e-12))
+    contrast = np.log(np.maximum(c_small, 1e-12)) - 2.0 * np.log(np.maximum(c_large, 1e-12))
     return {"core": core, "eligible": eligible, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12))}
 
@@ -176,6 +154,7 @@ def segment_array(
     density_mode: str = "both",
     hysteresis: float = 0.3,
     max_merge: float = 1.3,
+    contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
     target_edge: float = 1.0,
     timings: dict | None = None,
 ) -> SegmentResult:
@@ -217,7 +196,8 @@ def segment_array(
     t = tick("embed", t)
 
     terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
-                          n_scales=len(scales), background=background, hysteresis=hysteresis)
+                          n_scales=len(scales), background=background, hysteresis=hysteresis,
+                          contrast_scales=contrast_scales)
     cand, peaks = candidates_array(graph, emb, counts, terms, persistence=persistence, max_merge=max_merge,
                                    min_fraction=min_fraction, density_mode=density_mode)
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
