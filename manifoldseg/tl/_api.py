@@ -322,6 +322,16 @@ def density_cluster(
     return adata if copy else None
 
 
+def _log_density(adata, graph, counts, terms):
+    """The density the candidates were found on (embedding density x nuclear contrast)."""
+    from ._cluster import embedding_density
+
+    if C.EMBEDDING_KEY not in adata.obsm:
+        return None
+    rho = embedding_density(np.asarray(adata.obsm[C.EMBEDDING_KEY]), graph, counts)
+    return np.log(rho) + terms["contrast"]
+
+
 def refine(
     adata: AnnData,
     *,
@@ -376,7 +386,7 @@ def refine(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
         np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), counts, terms["eligible"],
         cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key),
-        random_state=_random_seed(random_state),
+        random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms),
     )
     adata.obs[key_added] = labels
     adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = confidence_array(graph, labels).astype(np.float32)

@@ -129,6 +129,65 @@ def merge_fragments(graph, labels, mass, min_mass, max_mass, nucleated=None):
     return out
 
 
+def merge_without_saddle(graph, labels, log_density, mass, max_mass, depth, nucleated=None, n_passes=3):
+    """Merge neighbouring cells that no density valley separates (over-segmentation).
+
+    For two touching cells A and B, the boundary level is the mean log density of the spots on
+    their shared edges and each cell's core level the 90th percentile of its spots' log density.
+    When the valley, min(core A, core B) - boundary, is shallower than ``depth``, the cut runs
+    through one cell (often through a dense nucleus) and the two are merged, shallowest first,
+    unless the union is heavier than ``max_mass`` or both hold a nucleus.
+    """
+    labels = labels.copy()
+    coo = graph.tocoo()
+    for _ in range(n_passes):
+        if not (labels >= 0).any():
+            break
+        k = int(labels.max()) + 1
+        la, lb = labels[coo.row], labels[coo.col]
+        cross = (la >= 0) & (lb >= 0) & (la < lb)
+        if not cross.any():
+            break
+        assigned = labels >= 0
+        # core level per cell: 90th percentile of its spots' log density
+        order = np.lexsort((log_density[assigned], labels[assigned]))
+        lab_sorted = labels[assigned][order]
+        f_sorted = log_density[assigned][order]
+        starts = np.searchsorted(lab_sorted, np.arange(k))
+        ends = np.searchsorted(lab_sorted, np.arange(k), side="right")
+        core = np.full(k, -np.inf)
+        has = ends > starts
+        core[has] = f_sorted[(starts[has] + 0.9 * (ends[has] - starts[has] - 1)).astype(np.int64)]
+        cmass = np.bincount(labels[assigned], weights=mass[assigned], minlength=k)
+        nuc = _nucleated(labels, nucleated) if nucleated is not None else None
+        # boundary level per pair
+        pa, pb = la[cross], lb[cross]
+        level = 0.5 * (log_density[coo.row[cross]] + log_density[coo.col[cross]])
+        key = pa * k + pb
+        uk, inv = np.unique(key, return_inverse=True)
+        boundary = np.bincount(inv, weights=level) / np.bincount(inv)
+        a, b = uk // k, uk % k
+        valley = np.minimum(core[a], core[b]) - boundary
+        cand = np.nonzero((valley < depth) & (cmass[a] + cmass[b] <= max_mass))[0]
+        if nuc is not None:
+            cand = cand[~(nuc[a[cand]] & nuc[b[cand]])]
+        if len(cand) == 0:
+            break
+        used = np.zeros(k, dtype=bool)
+        target = np.arange(k)
+        merged = 0
+        for c in cand[np.argsort(valley[cand], kind="stable")]:
+            if used[a[c]] or used[b[c]]:
+                continue
+            used[a[c]] = used[b[c]] = True
+            target[b[c]] = a[c]
+            merged += 1
+        labels[assigned] = target[labels[assigned]]
+        if merged == 0:
+            break
+    return labels
+
+
 def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0):
     """Split cells heavier than ``max_mass`` into round(mass / typical_mass) parts (k-means in space)."""
     from sklearn.cluster import KMeans
@@ -215,10 +274,11 @@ def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: 
 
 
 def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucleus: np.ndarray | None,
-               min_mass: float) -> np.ndarray:
+               min_mass: float, *, coords: np.ndarray | None = None, core_radius: float = 0.0) -> np.ndarray:
     """Seed points of the flood.
 
-    Without a prior: the density peak of every candidate. With a nuclear prior: every nucleus
+    Without a prior: the spots of every candidate within ``core_radius`` of its density peak. With
+    a nuclear prior: every nucleus
     (all its spots, one label per nucleus), plus the peak of each candidate that holds no nuclear
     spot and is heavy enough to be a cell whose nucleus lies outside the section.
     """
@@ -226,6 +286,12 @@ def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucl
     seeds = np.full(n, -1, dtype=np.int64)
     if nucleus is None:
         seeds[peaks] = np.arange(len(peaks))
+        if core_radius > 0 and coords is not None and len(peaks):
+            # the candidate's spots near its peak: a core that stands in for a nucleus
+            sel = candidates >= 0
+            near = np.linalg.norm(coords[sel] - coords[peaks[candidates[sel]]], axis=1) <= core_radius
+            idx = np.nonzero(sel)[0][near]
+            seeds[idx] = candidates[idx]
         return seeds
     inside = nucleus >= 0
     ids, inv = np.unique(nucleus[inside], return_inverse=True)
@@ -280,10 +346,15 @@ def refine_array(
     typical_mass: float,
     min_fraction: float = 0.25,
     max_fraction: float = 2.5,
+    merge_mass: float = 2.0,
+    core_radius: float = 0.0,
+    fill_share: float = 0.6,
     alpha: float = 2.0,
     max_radius: float = 0.6,
     grow_rounds: int = 3,
     size_weighting: float = 0.5,
+    log_density: np.ndarray | None = None,
+    valley_depth: float = 0.15,
     nucleus: np.ndarray | None = None,
     random_state: int = 0,
 ) -> np.ndarray:
@@ -295,25 +366,36 @@ def refine_array(
        a watershed whose boundaries fall where expression changes, or midway between seeds.
     3. Connectivity: each cell keeps its heaviest connected piece; fragments lighter than
        ``min_fraction`` of a typical cell merge into the neighbour they share most edge weight with
-       (never joining two nucleated cells); cells heavier than ``max_fraction`` are split.
-    4. Strays: a few rounds of growth along the graph into eligible unassigned spots.
+       (never joining two nucleated cells); neighbours that no density valley deeper than
+       ``valley_depth`` separates are merged (up to ``merge_mass`` typical cells,
+       :func:`merge_without_saddle`); cells heavier than ``max_fraction`` are split.
+    4. Strays: a few rounds of growth along the graph into eligible unassigned spots; then holes
+       are closed: any spot with at least ``fill_share`` of its edge weight in one cell joins it.
     """
     from .._kernels._refine import flood, grow_labels
 
     min_mass = min_fraction * typical_mass
     max_mass = max_fraction * typical_mass
-    seeds = seeds_from(candidates, peaks, mass, nucleus, 0.5 * typical_mass)
+    seeds = seeds_from(candidates, peaks, mass, nucleus, 0.5 * typical_mass, coords=coords,
+                       core_radius=core_radius * cell_diameter)
     ip, ix, cost = flood_costs(graph, distances, coords, alpha)
     scale = seed_scale(seeds, mass, candidates, size_weighting if nucleus is not None else 0.0)
     labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha), scale)
     labels = split_disconnected(graph, labels, mass, min_mass)
     labels = merge_fragments(graph, labels, mass, min_mass, max_mass, _nucleated(labels, nucleus))
+    if log_density is not None and valley_depth > 0:
+        labels = merge_without_saddle(graph, labels, log_density, mass, merge_mass * typical_mass, valley_depth,
+                                      nucleus)
     if nucleus is None:
         labels = split_oversized(coords, labels, mass, typical_mass, max_mass, random_state)
         labels = split_disconnected(graph, labels, mass, min_mass)
     if grow_rounds > 0:
         indptr, indices, data = _csr(graph)
         labels, _ = grow_labels(indptr, indices, data, labels, eligible, int(grow_rounds), 0.5)
+    if fill_share < 1.0:
+        # close holes: any spot most of whose edge weight goes to one cell joins it
+        indptr, indices, data = _csr(graph)
+        labels, _ = grow_labels(indptr, indices, data, labels, np.ones(len(labels), dtype=np.bool_), 2, fill_share)
     return relabel_consecutive(labels)
 
 

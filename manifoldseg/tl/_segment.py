@@ -118,7 +118,10 @@ def candidates_array(
     min_fraction: float = 0.25,
     density_mode: str = "both",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cell candidates: ToMATo on count-weighted embedding density x nuclear contrast."""
+    """Cell candidates: ToMATo on count-weighted embedding density x nuclear contrast.
+
+    The log density used is stored in ``terms["log_density"]`` for the refinement.
+    """
     rho = embedding_density(embedding, graph, counts)
     if density_mode == "physical":
         log_rho = terms["contrast"] + terms["log_large"]
@@ -126,6 +129,7 @@ def candidates_array(
         log_rho = np.log(rho)
     else:
         log_rho = np.log(rho) + terms["contrast"]
+    terms["log_density"] = log_rho
     log_rho = np.where(terms["eligible"], log_rho, -np.inf)
     typical = terms["typical_mass"]
     return density_cluster_array(
@@ -155,6 +159,8 @@ def segment_array(
     hysteresis: float = 0.3,
     max_merge: float = 1.3,
     contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
+    valley_depth: float = 0.15,
+    refine_kwargs: dict | None = None,
     target_edge: float = 1.0,
     timings: dict | None = None,
 ) -> SegmentResult:
@@ -205,6 +211,7 @@ def segment_array(
     labels = refine_array(
         graph, dist, coords, cand, peaks, counts, eligible, cell_diameter=d, typical_mass=typical_mass,
         min_fraction=min_fraction, max_fraction=max_fraction, nucleus=prior, random_state=random_state,
+        log_density=terms["log_density"], valley_depth=valley_depth, **(refine_kwargs or {}),
     )
     conf = confidence_array(graph, labels)
     t = tick("refine", t)
