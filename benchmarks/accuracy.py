@@ -366,12 +366,21 @@ def targets_report(summary: list[dict]) -> tuple[str, int, int]:
 # --------------------------------------------------------------------------------------------- #
 # comparison plots
 # --------------------------------------------------------------------------------------------- #
-def _default_region(adata, size: float = 100.0):
-    xy = np.asarray(adata.obsm[SPATIAL_KEY])[:, :2]
+def _default_region(xy: np.ndarray, ref: np.ndarray, size: float = 100.0):
+    """The ``size`` x ``size`` um window (on a half-window grid) holding the most reference-labelled items."""
+    xy = np.asarray(xy, dtype=np.float64)[:, :2]
     lo, hi = xy.min(0), xy.max(0)
-    c = (lo + hi) / 2
-    half = np.minimum((hi - lo) / 2, size / 2)
-    return (float(c[0] - half[0]), float(c[0] + half[0]), float(c[1] - half[1]), float(c[1] + half[1]))
+    side = np.minimum(hi - lo, size)
+    pts = xy[ref >= 0] if (ref >= 0).any() else xy
+    best, best_n = lo, -1
+    step = side / 2
+    for x0 in np.arange(lo[0], max(hi[0] - side[0], lo[0]) + 1e-9, max(step[0], 1e-9)):
+        for y0 in np.arange(lo[1], max(hi[1] - side[1], lo[1]) + 1e-9, max(step[1], 1e-9)):
+            n = int(np.count_nonzero((pts[:, 0] >= x0) & (pts[:, 0] < x0 + side[0])
+                                     & (pts[:, 1] >= y0) & (pts[:, 1] < y0 + side[1])))
+            if n > best_n:
+                best, best_n = np.array([x0, y0]), n
+    return (float(best[0]), float(best[0] + side[0]), float(best[1]), float(best[1] + side[1]))
 
 
 def _outline(ax, xy: np.ndarray, labels: np.ndarray, region, color: str = "red") -> None:
@@ -416,7 +425,8 @@ def comparison_png(adata, pred: np.ndarray, case: Case, row: dict, path: Path) -
                                 "manifoldseg": pred[keep]})
     plot.obs_names = [str(i) for i in range(plot.n_obs)]
     plot.obsm[SPATIAL_KEY] = xy[keep][:, :2].copy()
-    region = case.region or _default_region(plot, 100.0 if case.name != "merfish" else 400.0)
+    region = case.region or _default_region(plot.obsm[SPATIAL_KEY], plot.obs["reference"].to_numpy(),
+                                            100.0 if case.name != "merfish" else 400.0)
     fig, axes = plt.subplots(1, 3, figsize=(19.5, 6.8))
     what = "nuclei" if case.truth_key is None else "cells"
     ms.pl.segmentation(plot, key="reference", region=region, ax=axes[0],
@@ -424,7 +434,10 @@ def comparison_png(adata, pred: np.ndarray, case: Case, row: dict, path: Path) -
                              f"median d {row.get('d_ref', float('nan')):.1f} um{note}")
     ms.pl.segmentation(plot, key="manifoldseg", region=region, ax=axes[1],
                        title=f"manifoldseg: {row.get('n_pred')} cells, median d {row.get('d_pred', float('nan')):.1f} um, "
-                             f"F1 {row.get('f1', float('nan')):.2f}, ARI {row.get('ari', float('nan')):.2f}")
+                             + (f"F1 {row.get('f1', float('nan')):.2f}, ARI {row.get('ari', float('nan')):.2f}"
+                                if case.truth_key else
+                                f"nuclei whole {row.get('nuclear_consistency', float('nan')):.2f}, "
+                                f"2+ nuclei {row.get('merge_rate', float('nan')):.2f}"))
     ms.pl.segmentation(plot, key="manifoldseg", region=region, ax=axes[2], boundaries=False,
                        title=f"manifoldseg cells (colour), reference {what} outlined in red")
     _outline(axes[2], plot.obsm[SPATIAL_KEY], plot.obs["reference"].to_numpy(), region)
@@ -448,6 +461,18 @@ def _git() -> dict:
             return ""
 
     return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain"))}
+
+
+def _source_hash() -> str:
+    """SHA-1 of manifoldseg's Python sources: tells whether the method changed during a run."""
+    import hashlib
+
+    h = hashlib.sha1()
+    pkg = Path(ms.__file__).resolve().parent
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _machine() -> dict:
@@ -485,6 +510,7 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
             print(f"real data not found (set MANIFOLDSEG_DATA): skipping {skipped}", file=sys.stderr)
         cases = [c for c in cases if c.group == "simulated"]
     load_start = os.getloadavg()
+    git_start, src_start = _git(), _source_hash()
     t_start = time.perf_counter()
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     rows: list[dict] = []
@@ -508,7 +534,10 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
     tgt_text, n_met, n_tgt = targets_report(summary)
     result = {
         "date": started,
-        "git": _git(),
+        "git": git_start,
+        "git_end": _git(),
+        "source_sha1_start": src_start,
+        "source_sha1_end": _source_hash(),
         "machine": _machine(),
         "loadavg_start": list(load_start),
         "loadavg_end": list(os.getloadavg()),
@@ -525,11 +554,13 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
         "rows": rows,
         "plots": pngs,
     }
-    md = [f"# manifoldseg accuracy benchmark", "",
+    md = ["# manifoldseg accuracy benchmark", "",
           f"Date {started}; commit {result['git']['commit'][:10]}{' (dirty tree)' if result['git']['dirty'] else ''}; "
           f"{result['machine']['node']} ({result['machine']['cpu_count']} CPUs); load average at start "
           f"{', '.join(f'{x:.2f}' for x in load_start)}, at end {', '.join(f'{x:.2f}' for x in result['loadavg_end'])}; "
-          f"wall {result['wall_seconds']:.0f} s. Options: {result['options']}.", "",
+          f"wall {result['wall_seconds']:.0f} s. Options: {result['options']}."
+          + (" WARNING: manifoldseg's sources changed during this run (edited in parallel), so rows may "
+             "come from different versions of the method." if src_start != result["source_sha1_end"] else ""), "",
           "Scores from `ms.metrics.score_all`: F1 of one-to-one matches at IoU >= 0.5; ARI over items assigned "
           "on both sides; in-cell / bg assigned = share of reference in-cell / background items that we assign; "
           "nuclei whole = share of reference nuclei with >= 90% of items in one cell; 2+ nuclei = share of our "

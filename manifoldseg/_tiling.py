@@ -34,8 +34,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -90,7 +91,7 @@ class TileLayout:
         xy = np.asarray(coords)[:, :2]
         lo = xy.min(axis=0) if len(xy) else np.zeros(2)
         hi = xy.max(axis=0) if len(xy) else np.zeros(2)
-        nx, ny = (max(1, math.ceil((h - l) / tile_size - 1e-9)) for l, h in zip(lo, hi, strict=True))
+        nx, ny = (max(1, math.ceil((b - a) / tile_size - 1e-9)) for a, b in zip(lo, hi, strict=True))
         # a point exactly on the upper edge falls into the last core (see core_index)
         return cls((float(lo[0]), float(lo[1])), float(tile_size), float(overlap), int(nx), int(ny))
 
@@ -634,6 +635,12 @@ def segment_tiled(
     else:
         method = "given"
     d = float(cell_diameter)
+    if segmenter is None and "loadings" not in segment_kwargs and n:
+        # every tile projects genes on the same axes, learnt once on a sample of the section
+        from .pp._features import global_loadings
+
+        segment_kwargs = {**segment_kwargs,
+                          "loadings": global_loadings(coords, X, cell_diameter=d, random_state=random_state)}
     ov = resolve_overlap(overlap, d)
     size = resolve_tile_size(tile_size, coords, d, ov)
     if size is None:
@@ -656,7 +663,7 @@ def segment_tiled(
 
     logger.info("segmenting %d spots in %d tiles of %.0f um (+%.0f um overlap), cell diameter %.1f um",
                 n, n_work, size, ov, d)
-    tile_seconds = []
+    tile_seconds, stage_seconds = [], {}
     with _Runner(scheduler, n_jobs) as runner, tqdm(
         total=n_work, desc="tiles", unit="tile", disable=not progress
     ) as bar:
@@ -665,6 +672,8 @@ def segment_tiled(
         for p, res in runner.map(_run_payload, payloads(), **kw):
             stitcher.add(p.tile, p.rows, res.labels, res.confidence)
             tile_seconds.append(res.seconds)
+            for k, v in (res.info.get("timings") or {}).items():
+                stage_seconds[k] = round(stage_seconds.get(k, 0.0) + float(v), 3)
             bar.update(1)
         kind = runner.kind
     labels, conf, sinfo = stitcher.finish()
@@ -680,6 +689,7 @@ def segment_tiled(
         "link_radius": radius,
         **sinfo,
         "tile_seconds_total": round(float(np.sum(tile_seconds)), 3),
+        "timings": stage_seconds,  # per stage, summed over tiles
         "tile_seconds_max": round(float(np.max(tile_seconds)) if tile_seconds else 0.0, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     }

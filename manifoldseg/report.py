@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._cli_format import fmt_value, json_ready, ordered_metrics
-from ._constants import CELL_KEY, CONFIDENCE_SUFFIX, EMBEDDING_KEY, NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY, UNS_KEY
+from ._constants import (
+    CELL_KEY,
+    CONFIDENCE_SUFFIX,
+    EMBEDDING_KEY,
+    NUCLEUS_KEY,
+    SPATIAL_KEY,
+    TRUTH_KEY,
+    UNS_KEY,
+)
 from ._validate import InputError, MissingKeyError, _fmt_list
 from ._version import __version__
 
@@ -174,8 +182,9 @@ def zoom_regions(xy: np.ndarray, labels: np.ndarray, *, width: float, n: int = 3
 # sections
 # --------------------------------------------------------------------------------------------- #
 def _overview(adata, key, spatial_key, xy, diameter, regions, cells) -> str:
-    import manifoldseg as ms
     from matplotlib.patches import Rectangle
+
+    import manifoldseg as ms
 
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     w_um, h_um = max(float(hi[0] - lo[0]), 1e-6), max(float(hi[1] - lo[1]), 1e-6)

@@ -64,8 +64,9 @@ def test_report_embeds_the_plots(report, segmented):
         w, h = png_size(png)
         assert w >= 300 and h >= 200, (alt, w, h)
     # the overview is drawn in colour: many distinct colours (cells), not a blank canvas
-    import matplotlib.image as mpimg
     import io
+
+    import matplotlib.image as mpimg
 
     rgb = mpimg.imread(io.BytesIO(imgs["overview of the section coloured by cell"]), format="png")[..., :3]
     colours = np.unique((rgb.reshape(-1, 3) * 255).astype(np.uint8), axis=0)

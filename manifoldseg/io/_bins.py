@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._constants import NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY, TYPE_KEY
-from .._validate import InputError, _fmt_list, check_adata, check_positive, MissingKeyError
+from .._validate import InputError, MissingKeyError, _fmt_list, check_adata, check_positive
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData

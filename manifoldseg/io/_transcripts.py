@@ -701,9 +701,11 @@ def read_transcripts(
 def _coord(series: pd.Series, column: str, label: str) -> np.ndarray:
     values = _numeric(series)
     if values is None:
+        bad = pd.to_numeric(series, errors="coerce").isna() & series.notna()
+        example = series[bad].astype(str).iloc[0] if bad.any() else series.astype(str).iloc[0]
         raise InputError(
             f"coordinate column {column!r} of {label!r} holds non-numeric values (e.g. "
-            f"{series.astype(str).iloc[0]!r}); pass x=/y=/z= naming the numeric coordinate columns."
+            f"{example!r}); pass x=/y=/z= naming the numeric coordinate columns."
         )
     return values
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._labels import as_labels, axis_max, as_weights, check_same_length, contingency
+from ._labels import as_labels, as_weights, axis_max, check_same_length, contingency
 
 
 def _prepare(nucleus, pred, weights):

@@ -16,6 +16,13 @@ from ._scale import estimate_diameter_array
 logger = logging.getLogger("manifoldseg")
 
 
+def _actual(adata: AnnData) -> AnnData:
+    """Turn a view into an actual AnnData in place before writing to it (as scanpy's view_to_actual)."""
+    if getattr(adata, "is_view", False):
+        adata._init_as_actual(adata.copy())
+    return adata
+
+
 def _prior(adata: AnnData, prior_key: str | None) -> np.ndarray | None:
     if prior_key is None:
         return None
@@ -29,7 +36,10 @@ def _prior(adata: AnnData, prior_key: str | None) -> np.ndarray | None:
         raise ValueError(f"adata.obs[{prior_key!r}] must hold integer nucleus ids (-1 outside nuclei).")
     vals = np.asarray(col.cat.codes if hasattr(col, "cat") else col.to_numpy(), dtype=np.float64)
     vals = np.where(np.isfinite(vals), vals, -1)
-    return vals.astype(np.int64)
+    if np.any(vals != np.round(vals)):
+        raise ValueError(f"adata.obs[{prior_key!r}] holds fractional values: pass integer nucleus ids "
+                         "(-1 or NaN outside nuclei).")
+    return np.where(vals < 0, -1, vals).astype(np.int64)
 
 
 def estimate_diameter(adata: AnnData, *, spatial_key: str = C.SPATIAL_KEY, prior_key: str | None = None) -> float:
@@ -106,7 +116,7 @@ def neighborhood_features(
     ``adata.uns[key_added]["params"]``
         The parameters, with the cell diameter used.
     """
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     coords, X = check_adata(adata, spatial_key=spatial_key)
     check_positive(n_components, "n_components")
     if cell_diameter is None:
@@ -163,7 +173,7 @@ def fused_graph(
         ``connectivities_key``, ``distances_key`` and ``params``: usable as
         ``sc.tl.umap(adata, neighbors_key=key_added)`` or ``sc.tl.leiden(adata, neighbors_key=key_added)``.
     """
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     coords, _ = check_adata(adata, spatial_key=spatial_key)
     if use_rep not in adata.obsm:
         raise KeyError(

@@ -65,6 +65,24 @@ def gene_loadings(
     return W, zmean @ Vt.T
 
 
+def global_loadings(
+    coords: np.ndarray,
+    X: sparse.csr_matrix,
+    *,
+    cell_diameter: float,
+    scales: tuple[float, ...] = DEFAULT_SCALES,
+    n_components: int = 10,
+    n_sample: int = 20000,
+    random_state: int | np.random.Generator = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Principal axes of neighbourhood composition at the middle scale (see :func:`gene_loadings`)."""
+    sigmas = [sigma_for_scale(s, cell_diameter) for s in scales]
+    mid = sigmas[len(sigmas) // 2]
+    rng = np.random.default_rng(random_state)
+    return gene_loadings(np.asarray(coords, dtype=np.float64), X, radius=2.0 * mid, n_components=n_components,
+                         n_sample=n_sample, rng=rng)
+
+
 def neighborhood_features_array(
     coords: np.ndarray,
     X: sparse.csr_matrix,
@@ -74,12 +92,16 @@ def neighborhood_features_array(
     n_components: int = 10,
     n_sample: int = 20000,
     random_state: int | np.random.Generator = 0,
+    loadings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Multi-scale neighbourhood features.
 
     For each scale s, the count-weighted gene composition within a Gaussian neighbourhood of
     sigma = s * cell_diameter / 4, projected on ``n_components`` principal axes, plus the log
     local transcript density; each scale's block is standardised so scales weigh alike.
+
+    ``loadings`` (genes x components, mean projection), when given, replaces the axes learnt on
+    this input: tiles of one section share the section's axes (:func:`global_loadings`).
 
     Returns
     -------
@@ -90,15 +112,14 @@ def neighborhood_features_array(
     info
         Parameters and the loadings, for ``uns``.
     """
-    rng = np.random.default_rng(random_state)
     coords = np.asarray(coords, dtype=np.float64)
     n = coords.shape[0]
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     sigmas = [sigma_for_scale(s, cell_diameter) for s in scales]
-    mid = sigmas[len(sigmas) // 2]
-    W, wmean = gene_loadings(
-        coords, X, radius=2.0 * mid, n_components=n_components, n_sample=n_sample, rng=rng
-    )
+    if loadings is None:
+        loadings = global_loadings(coords, X, cell_diameter=cell_diameter, scales=scales,
+                                   n_components=n_components, n_sample=n_sample, random_state=random_state)
+    W, wmean = loadings
     P = np.asarray(X @ W)  # n x k
     grid = Grid(coords, grid_pixel(coords, min(sigmas)), pad=0)
     blocks = []

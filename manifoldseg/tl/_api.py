@@ -22,6 +22,13 @@ def _random_seed(random_state) -> int:
     return int(random_state)
 
 
+def _actual(adata: AnnData) -> AnnData:
+    """Turn a view into an actual AnnData in place before writing to it (as scanpy's view_to_actual)."""
+    if getattr(adata, "is_view", False):
+        adata._init_as_actual(adata.copy())
+    return adata
+
+
 def _graph_of(adata: AnnData, neighbors_key: str):
     key = f"{neighbors_key}_connectivities"
     if key not in adata.obsp:
@@ -119,10 +126,12 @@ def segment(
     """
     from ._segment import segment_array
 
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     coords, X = check_adata(adata, spatial_key=spatial_key)
     if cell_diameter is not None:
         check_positive(cell_diameter, "cell_diameter")
+    if n_neighbors is not None and n_neighbors > 200:
+        raise ValueError(f"n_neighbors={n_neighbors} is too large: pass at most 200 (or None to choose it).")
     check_positive(n_neighbors, "n_neighbors", allow_none=True)
     check_choice(embed_method, "embed_method", ("numba", "umap-learn"))
     prior = None
@@ -239,7 +248,7 @@ def embed(
     """
     from ._embed import embed_array, spatial_init
 
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     coords, _ = check_adata(adata, spatial_key=spatial_key)
     check_choice(method, "method", ("numba", "umap-learn"))
     graph = _graph_of(adata, neighbors_key)
@@ -310,7 +319,7 @@ def density_cluster(
     """
     from ._segment import candidates_array
 
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     if use_rep not in adata.obsm:
         raise KeyError(f"adata.obsm[{use_rep!r}] not found: run ms.tl.embed(adata) first.")
     graph = _graph_of(adata, neighbors_key)
@@ -375,7 +384,7 @@ def refine(
     from ..pp._api import _prior
     from ._refine import confidence_array, refine_array
 
-    adata = adata.copy() if copy else adata
+    adata = adata.copy() if copy else _actual(adata)
     if candidates_key not in adata.obs or candidates_key not in adata.uns:
         raise KeyError(f"adata.obs[{candidates_key!r}] not found: run ms.tl.density_cluster(adata) first.")
     graph = _graph_of(adata, neighbors_key)

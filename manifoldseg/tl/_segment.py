@@ -122,7 +122,7 @@ def candidates_array(
 
     The log density used is stored in ``terms["log_density"]`` for the refinement.
     """
-    rho = embedding_density(embedding, graph, counts)
+    rho = np.maximum(embedding_density(embedding, graph, counts), 1e-12)
     if density_mode == "physical":
         log_rho = terms["contrast"] + terms["log_large"]
     elif density_mode == "embedding":
@@ -161,6 +161,7 @@ def segment_array(
     contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
     valley_depth: float = 0.15,
     refine_kwargs: dict | None = None,
+    loadings: tuple[np.ndarray, np.ndarray] | None = None,
     target_edge: float = 1.0,
     timings: dict | None = None,
 ) -> SegmentResult:
@@ -170,6 +171,10 @@ def segment_array(
     coords = np.ascontiguousarray(coords, dtype=np.float64)
     n = coords.shape[0]
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    if n < 3 or not np.any(counts > 0):
+        logger.warning("%d spots with %g counts in all: too little to segment; everything is background",
+                       n, counts.sum())
+        return _empty_result(coords, cell_diameter, t0)
 
     from tqdm.auto import tqdm
 
@@ -190,7 +195,8 @@ def segment_array(
     d = float(cell_diameter)
     t = tick("scale", t)
     feats, _, finfo = neighborhood_features_array(
-        coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state
+        coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state,
+        loadings=loadings,
     )
     t = tick("features", t)
     if n_neighbors is None:
@@ -230,3 +236,15 @@ def segment_array(
         "timings": times,
     }
     return SegmentResult(labels, conf, emb, graph, dist, cand, info)
+
+
+def _empty_result(coords: np.ndarray, cell_diameter: float | None, t0: float) -> SegmentResult:
+    """All background: the result for inputs with fewer than three spots or no counts."""
+    n = coords.shape[0]
+    empty = sparse.csr_matrix((n, n), dtype=np.float32)
+    info = {"cell_diameter": float(cell_diameter) if cell_diameter else float("nan"),
+            "cell_diameter_method": "given" if cell_diameter else "none", "n_candidates": 0, "n_cells": 0,
+            "assigned_fraction": 0.0, "features": {}, "graph": {"n_neighbors": 0},
+            "seconds": round(time.perf_counter() - t0, 3), "timings": {}}
+    return SegmentResult(np.full(n, -1, dtype=np.int64), np.zeros(n), np.asarray(coords, dtype=np.float32),
+                         empty, empty.copy(), np.full(n, -1, dtype=np.int64), info)
