@@ -112,6 +112,25 @@ def label_agreement(indptr, indices, weights, labels):
 
 
 @njit(cache=True)
+def _heap_push(hc, hp, hl, size, cost, point, label):
+    """Push (cost, point, label) on a binary min-heap ordered by cost, then point index."""
+    hc[size] = cost
+    hp[size] = point
+    hl[size] = label
+    c = size
+    while c > 0:
+        par = (c - 1) // 2
+        if hc[par] > hc[c] or (hc[par] == hc[c] and hp[par] > hp[c]):
+            hc[par], hc[c] = hc[c], hc[par]
+            hp[par], hp[c] = hp[c], hp[par]
+            hl[par], hl[c] = hl[c], hl[par]
+            c = par
+        else:
+            break
+    return size + 1
+
+
+@njit(cache=True)
 def flood(indptr, indices, cost, seeds, eligible, max_cost, label_scale):
     """Multi-source shortest-path flooding (a watershed on a graph).
 
@@ -133,21 +152,7 @@ def flood(indptr, indices, cost, seeds, eligible, max_cost, label_scale):
         if seeds[i] >= 0:
             best[i] = 0.0
             labels[i] = seeds[i]
-            # push
-            hc[size] = 0.0
-            hp[size] = i
-            hl[size] = seeds[i]
-            c = size
-            size += 1
-            while c > 0:
-                par = (c - 1) // 2
-                if hc[par] > hc[c] or (hc[par] == hc[c] and hp[par] > hp[c]):
-                    hc[par], hc[c] = hc[c], hc[par]
-                    hp[par], hp[c] = hp[c], hp[par]
-                    hl[par], hl[c] = hl[c], hl[par]
-                    c = par
-                else:
-                    break
+            size = _heap_push(hc, hp, hl, size, 0.0, i, seeds[i])
     done = np.zeros(n, dtype=np.bool_)
     while size > 0:
         cc = hc[0]
@@ -186,20 +191,7 @@ def flood(indptr, indices, cost, seeds, eligible, max_cost, label_scale):
             best[j] = nc
             if size >= cap:
                 continue
-            hc[size] = nc
-            hp[size] = j
-            hl[size] = lab
-            c = size
-            size += 1
-            while c > 0:
-                par = (c - 1) // 2
-                if hc[par] > hc[c] or (hc[par] == hc[c] and hp[par] > hp[c]):
-                    hc[par], hc[c] = hc[c], hc[par]
-                    hp[par], hp[c] = hp[c], hp[par]
-                    hl[par], hl[c] = hl[c], hl[par]
-                    c = par
-                else:
-                    break
+            size = _heap_push(hc, hp, hl, size, nc, j, lab)
     for i in range(n):
         if not done[i]:
             labels[i] = -1 if seeds[i] < 0 else seeds[i]

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from .. import _constants as C
 from .._validate import check_adata, check_choice, check_positive
+from ..pp._api import _actual
 
 logger = logging.getLogger("manifoldseg")
 
@@ -20,13 +21,6 @@ def _random_seed(random_state) -> int:
     if random_state is None:
         return 0
     return int(random_state)
-
-
-def _actual(adata: AnnData) -> AnnData:
-    """Turn a view into an actual AnnData in place before writing to it (as scanpy's view_to_actual)."""
-    if getattr(adata, "is_view", False):
-        adata._init_as_actual(adata.copy())
-    return adata
 
 
 def _graph_of(adata: AnnData, neighbors_key: str):
