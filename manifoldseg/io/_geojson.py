@@ -38,6 +38,23 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def boundary_geometries(cells, boundary_key: str = "boundary") -> np.ndarray:
+    """shapely geometries of the WKT polygons in ``cells.obs[boundary_key]`` (None where missing)."""
+    import shapely
+
+    if boundary_key not in cells.obs:
+        raise MissingKeyError(
+            f"cells.obs[{boundary_key!r}] not found (obs columns: {_fmt_list(cells.obs.columns)}); run "
+            "ms.tl.aggregate(adata, boundaries=True) to get cell polygons, or pass boundary_key=."
+        )
+    wkt = cells.obs[boundary_key].astype(object).to_numpy()
+    ok = np.array([isinstance(w, str) and len(w) > 0 for w in wkt], dtype=bool)
+    geoms = np.full(wkt.shape[0], None, dtype=object)
+    if ok.any():
+        geoms[ok] = shapely.from_wkt(wkt[ok], on_invalid="ignore")
+    return geoms
+
+
 def cells_to_geojson(
     cells: AnnData,
     *,
@@ -70,16 +87,7 @@ def cells_to_geojson(
     """
     import shapely
 
-    if boundary_key not in cells.obs:
-        raise MissingKeyError(
-            f"cells.obs[{boundary_key!r}] not found (obs columns: {_fmt_list(cells.obs.columns)}); run "
-            "ms.tl.aggregate(adata, boundaries=True) to get cell polygons, or pass boundary_key=."
-        )
-    wkt = cells.obs[boundary_key].astype(object).to_numpy()
-    ok = np.array([isinstance(w, str) and len(w) > 0 for w in wkt], dtype=bool)
-    geoms = np.full(wkt.shape[0], None, dtype=object)
-    if ok.any():
-        geoms[ok] = shapely.from_wkt(wkt[ok], on_invalid="ignore")
+    geoms = boundary_geometries(cells, boundary_key)
     cols = [c for c in properties if c in cells.obs.columns]
     values = {c: cells.obs[c].to_numpy() for c in cols}
     ids = values.get(CELL_KEY, np.arange(cells.n_obs))

@@ -26,16 +26,9 @@ def polygons_from_wkt(cells, *, region=None, boundary_key: str = BOUNDARY_KEY):
     """
     import shapely
 
-    if boundary_key not in cells.obs:
-        raise KeyError(
-            f"obs[{boundary_key!r}] not found in the cells AnnData; run ms.tl.aggregate to get cell "
-            "polygons (WKT) or pass boundary_key= the column holding them."
-        )
-    wkt = cells.obs[boundary_key].astype(object).to_numpy()
-    ok = np.array([isinstance(w, str) and len(w) > 0 for w in wkt], dtype=bool)
-    geoms = np.full(wkt.shape[0], None, dtype=object)
-    if ok.any():
-        geoms[ok] = shapely.from_wkt(wkt[ok], on_invalid="ignore")
+    from ..io._geojson import boundary_geometries
+
+    geoms = boundary_geometries(cells, boundary_key)
     rings, owner = [], []
     for i, g in enumerate(geoms):
         if g is None or g.is_empty:

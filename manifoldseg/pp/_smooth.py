@@ -32,10 +32,6 @@ class Grid:
         out = ndimage.gaussian_filter(grid, sigma / self.pixel, mode="constant", truncate=3.0)
         return out.ravel()[self.flat] / self.pixel ** len(self.shape)
 
-    def smooth_grid(self, values: np.ndarray, sigma: float) -> np.ndarray:
-        grid = self.rasterize(values)
-        return ndimage.gaussian_filter(grid, sigma / self.pixel, mode="constant", truncate=3.0)
-
 
 def grid_pixel(coords: np.ndarray, sigma_min: float, max_pixels: float = 4e7) -> float:
     """A pixel size fine enough for ``sigma_min`` and small enough for memory."""

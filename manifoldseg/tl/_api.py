@@ -327,12 +327,11 @@ def density_cluster(
 
 def _log_density(adata, graph, counts, terms):
     """The density the candidates were found on (embedding density x nuclear contrast)."""
-    from ._cluster import embedding_density
+    from ._segment import cluster_log_density
 
     if C.EMBEDDING_KEY not in adata.obsm:
         return None
-    rho = embedding_density(np.asarray(adata.obsm[C.EMBEDDING_KEY]), graph, counts)
-    return np.log(rho) + terms["contrast"]
+    return cluster_log_density(np.asarray(adata.obsm[C.EMBEDDING_KEY]), graph, counts, terms)
 
 
 def refine(

@@ -211,56 +211,6 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
     return labels
 
 
-def enforce_nuclei(graph, labels, nucleus, mass):
-    """One nucleus never split across cells; two nuclei never in one cell.
-
-    Every nucleus goes whole to the cell holding most of it (or a new cell); a cell holding two
-    or more nuclei is emptied and regrown from its nuclei along the graph.
-    """
-    from .._kernels._refine import grow_labels
-
-    labels = labels.copy()
-    inside = nucleus >= 0
-    if not inside.any():
-        return labels, np.zeros(int(labels.max()) + 1 if (labels >= 0).any() else 0, dtype=bool)
-    nuc_ids, nuc_inv = np.unique(nucleus[inside], return_inverse=True)
-    idx_inside = np.nonzero(inside)[0]
-    next_id = int(labels.max()) + 1 if (labels >= 0).any() else 0
-    nuc_label = np.full(len(nuc_ids), -1, dtype=np.int64)
-    # majority label of each nucleus (mass weighted)
-    lab_in = labels[idx_inside]
-    for j in range(len(nuc_ids)):
-        members = lab_in[nuc_inv == j]
-        w = mass[idx_inside][nuc_inv == j]
-        ok = members >= 0
-        if ok.any():
-            vals, inv = np.unique(members[ok], return_inverse=True)
-            nuc_label[j] = vals[np.argmax(np.bincount(inv, weights=w[ok]))]
-        else:
-            nuc_label[j] = next_id
-            next_id += 1
-    # cells claimed by 2+ nuclei: each nucleus gets its own label
-    vals, counts = np.unique(nuc_label, return_counts=True)
-    shared = set(vals[counts > 1].tolist())
-    region = np.isin(labels, list(shared)) if shared else np.zeros(len(labels), bool)
-    seen = set()
-    for j in range(len(nuc_ids)):
-        if nuc_label[j] in shared:
-            if nuc_label[j] in seen:
-                nuc_label[j] = next_id
-                next_id += 1
-            else:
-                seen.add(int(nuc_label[j]))
-    labels[region] = -1
-    labels[idx_inside] = nuc_label[nuc_inv]
-    if region.any():
-        indptr, indices, data = _csr(graph)
-        labels, _ = grow_labels(indptr, indices, data, labels, region, 10_000, 0.0)
-    nucleated = np.zeros(next_id, dtype=bool)
-    nucleated[nuc_label] = True
-    return labels, nucleated
-
-
 def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: np.ndarray, alpha: float):
     """CSR pieces and per-edge flooding cost: spatial length x (1 + alpha x normalised feature distance)."""
     D = distances.tocsr()

@@ -107,6 +107,19 @@ def density_terms(
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12))}
 
 
+def cluster_log_density(
+    embedding: np.ndarray, graph: sparse.csr_matrix, counts: np.ndarray, terms: dict, *, density_mode: str = "both"
+) -> np.ndarray:
+    """The log density candidates are found on: count-weighted embedding density x nuclear contrast.
+
+    ``density_mode="embedding"`` or ``"physical"`` keeps one of the two factors.
+    """
+    if density_mode == "physical":
+        return terms["contrast"] + terms["log_large"]
+    log_rho = np.log(np.maximum(embedding_density(embedding, graph, counts), 1e-12))
+    return log_rho if density_mode == "embedding" else log_rho + terms["contrast"]
+
+
 def candidates_array(
     graph: sparse.csr_matrix,
     embedding: np.ndarray,
@@ -122,13 +135,7 @@ def candidates_array(
 
     The log density used is stored in ``terms["log_density"]`` for the refinement.
     """
-    rho = np.maximum(embedding_density(embedding, graph, counts), 1e-12)
-    if density_mode == "physical":
-        log_rho = terms["contrast"] + terms["log_large"]
-    elif density_mode == "embedding":
-        log_rho = np.log(rho)
-    else:
-        log_rho = np.log(rho) + terms["contrast"]
+    log_rho = cluster_log_density(embedding, graph, counts, terms, density_mode=density_mode)
     terms["log_density"] = log_rho
     log_rho = np.where(terms["eligible"], log_rho, -np.inf)
     typical = terms["typical_mass"]
