@@ -204,6 +204,22 @@ def tile_seed(random_state: int, index: int) -> int:
     return int(np.random.SeedSequence([int(random_state) & 0xFFFFFFFF, int(index)]).generate_state(1)[0] >> 1)
 
 
+def with_section(
+    coords: np.ndarray, X: sparse.csr_matrix, segment_kwargs: dict, *, cell_diameter: float,
+    origin: np.ndarray, random_state: int = 0,
+) -> dict:
+    """``segment_kwargs`` plus ``section``: the section-wide parameters every tile uses (gene axes,
+    feature standardisation, graph radius, background threshold, ...; see
+    :func:`manifoldseg.tl._segment.section_parameters`), measured on ``coords``/``X`` (a sample of
+    the section, e.g. :func:`central_sample`). ``origin``: the section's minimum coordinates."""
+    from .tl._segment import section_parameters
+
+    names = ("scales", "n_components", "n_neighbors", "loadings", "background", "hysteresis", "contrast_scales")
+    section = section_parameters(coords, X, cell_diameter=cell_diameter, origin=origin, random_state=random_state,
+                                 **{k: segment_kwargs[k] for k in names if segment_kwargs.get(k) is not None})
+    return {**segment_kwargs, "section": section}
+
+
 def central_sample(coords: np.ndarray, n_max: int = SCALE_SAMPLE_SPOTS) -> np.ndarray:
     """Rows of a square window in the middle of the section holding about ``n_max`` spots."""
     n = len(coords)
@@ -229,6 +245,7 @@ class TileData:
     X: sparse.csr_matrix
     prior: np.ndarray | None
     seed: int
+    ids: np.ndarray | None = None
 
 
 @dataclass
@@ -264,8 +281,11 @@ def run_tile(
     n = len(data.coords)
     if n == 0:
         return TileResult(data.tile.index, np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0)
+    kwargs = dict(kwargs or {})
+    if segmenter is None and data.ids is not None:
+        kwargs["spot_ids"] = data.ids
     out = seg(data.coords, data.X, cell_diameter=cell_diameter, prior=data.prior, random_state=data.seed,
-              **(kwargs or {}))
+              **kwargs)
     labels, conf = out[0], out[1]
     info = out[2] if len(out) > 2 else {}
     labels = np.asarray(labels, dtype=np.int64)
@@ -591,7 +611,9 @@ def segment_tiled(
     prior
         Optional nucleus ids per spot (-1 outside nuclei).
     random_state
-        Seed; tile ``i`` uses :func:`tile_seed` ``(random_state, i)``.
+        Seed. The default segmenter's random draws are hashes of the seed and global spot ids (a
+        tile's interior is laid out as in an untiled run); a custom ``segmenter`` gets
+        :func:`tile_seed` ``(random_state, i)`` for tile ``i``.
     scheduler
         ``None``: a local ``distributed`` cluster of ``n_jobs`` worker processes (one thread each),
         started and closed by the call; ``"tcp://host:8786"``: an existing cluster;
@@ -635,12 +657,10 @@ def segment_tiled(
     else:
         method = "given"
     d = float(cell_diameter)
-    if segmenter is None and "loadings" not in segment_kwargs and n:
-        # every tile projects genes on the same axes, learnt once on a sample of the section
-        from .pp._features import global_loadings
-
-        segment_kwargs = {**segment_kwargs,
-                          "loadings": global_loadings(coords, X, cell_diameter=d, random_state=random_state)}
+    if segmenter is None and "section" not in segment_kwargs and n:
+        pick = central_sample(coords)
+        segment_kwargs = with_section(coords[pick], X[pick], segment_kwargs, cell_diameter=d,
+                                      origin=coords.min(axis=0), random_state=random_state)
     ov = resolve_overlap(overlap, d)
     size = resolve_tile_size(tile_size, coords, d, ov)
     if size is None:
@@ -657,8 +677,11 @@ def segment_tiled(
     def payloads():
         while tile_rows:
             tile, rows = tile_rows.pop(0)
-            data = TileData(tile, coords[rows], X[rows], None if prior_arr is None else prior_arr[rows],
-                            tile_seed(random_state, tile.index))
+            # the default segmenter draws its random numbers from global spot ids and the run's seed,
+            # so a tile's interior is laid out as in an untiled run; other segmenters get a seed per tile
+            seed = int(random_state) if segmenter is None else tile_seed(random_state, tile.index)
+            data = TileData(tile, coords[rows], X[rows], None if prior_arr is None else prior_arr[rows], seed,
+                            rows if segmenter is None else None)
             yield _Payload(tile, rows, data)
 
     logger.info("segmenting %d spots in %d tiles of %.0f um (+%.0f um overlap), cell diameter %.1f um",

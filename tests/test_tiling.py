@@ -197,9 +197,10 @@ def test_tiled_agrees_with_untiled_and_cells_are_whole(small_tissue, real_runs):
     f1_u = ms.metrics.match_cells(truth, untiled)["f1"]
     f1_t = ms.metrics.match_cells(truth, tiled.labels)["f1"]
     assert f1_t >= f1_u - 0.08, (f1_t, f1_u)
-    # the tiles' seeds differ from the untiled run's, so agreement is bounded by the method's own
-    # seed-to-seed agreement (about ARI 0.8 at the time of writing); see the report
-    assert ms.metrics.adjusted_rand(untiled, tiled.labels) > 0.6
+    # section-wide parameters + random draws keyed on global spot ids: a tile's interior is
+    # segmented as in the untiled run (issue target on a larger tissue: ARI >= 0.98, F1 >= 0.97)
+    assert ms.metrics.adjusted_rand(untiled, tiled.labels) >= 0.95
+    assert ms.metrics.match_cells(untiled, tiled.labels)["f1"] >= 0.93
     r = tiled.info["link_radius"]
     assert n_disconnected(coords[:, :2], tiled.labels, r) <= n_disconnected(coords[:, :2], untiled, r) + 3
     assert ((tiled.confidence >= 0) & (tiled.confidence <= 1)).all()

@@ -93,6 +93,8 @@ def neighborhood_features_array(
     n_sample: int = 20000,
     random_state: int | np.random.Generator = 0,
     loadings: tuple[np.ndarray, np.ndarray] | None = None,
+    block_stats: tuple[list, list] | None = None,
+    origin: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Multi-scale neighbourhood features.
 
@@ -102,6 +104,9 @@ def neighborhood_features_array(
 
     ``loadings`` (genes x components, mean projection), when given, replaces the axes learnt on
     this input: tiles of one section share the section's axes (:func:`global_loadings`).
+    ``block_stats`` (per scale the block's mean and its root-mean-square norm, as returned in
+    ``info["block_means"]``, ``info["block_scales"]``), when given, replace the standardisation
+    measured on this input. ``origin`` anchors the smoothing grid (a tile passes its section's).
 
     Returns
     -------
@@ -121,10 +126,11 @@ def neighborhood_features_array(
                                    n_components=n_components, n_sample=n_sample, random_state=random_state)
     W, wmean = loadings
     P = np.asarray(X @ W)  # n x k
-    grid = Grid(coords, grid_pixel(coords, min(sigmas)), pad=0)
+    grid = Grid(coords, grid_pixel(coords, min(sigmas)), pad=0, anchor=origin)
     blocks = []
+    stats = []
     density = None
-    for sigma in sigmas:
+    for b, sigma in enumerate(sigmas):
         tot = grid.smooth(counts, sigma)
         if density is None:
             density = tot
@@ -134,9 +140,13 @@ def neighborhood_features_array(
         comp[tot <= 0] = 0.0
         logd = np.log1p(tot * (np.pi * cell_diameter**2 / 4.0))  # about log(counts per cell area)
         block = np.concatenate([comp, logd[:, None]], axis=1)
-        block -= block.mean(axis=0)
-        scale = np.sqrt((block**2).sum(axis=1).mean())
-        blocks.append(block / (scale if scale > 0 else 1.0))
+        if block_stats is None:
+            centre = block.mean(axis=0)
+            scale = float(np.sqrt(((block - centre) ** 2).sum(axis=1).mean()))
+        else:
+            centre, scale = np.asarray(block_stats[0][b], dtype=np.float64), float(block_stats[1][b])
+        stats.append((centre, scale))
+        blocks.append((block - centre) / (scale if scale > 0 else 1.0))
     features = np.concatenate(blocks, axis=1).astype(np.float32)
     info = {
         "scales": [float(s) for s in scales],
@@ -144,5 +154,7 @@ def neighborhood_features_array(
         "n_components": int(W.shape[1]),
         "grid_pixel_um": grid.pixel,
         "n_spots": int(n),
+        "block_means": [c.tolist() for c, _ in stats],
+        "block_scales": [float(sc) for _, sc in stats],
     }
     return features, density, info

@@ -7,14 +7,39 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 
-def spatial_knn(coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest spatial neighbours of every spot (self excluded): distances and indices."""
+def spatial_knn(coords: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest spatial neighbours of every spot (self excluded): distances and indices.
+
+    Ties in distance (bins on a regular grid have many) are broken by ``ids`` (default the row), not
+    by the k-d tree's layout, so a tile of a section picks the same neighbours as the section.
+    """
     n = coords.shape[0]
     k = int(min(k, n - 1))
     if k < 1:
         return np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
-    d, idx = cKDTree(coords).query(coords, k=k + 1, workers=1)
-    return d[:, 1:], idx[:, 1:].astype(np.int64)
+    ids = np.arange(n) if ids is None else np.asarray(ids)
+    tree = cKDTree(coords)
+    out_d = np.empty((n, k))
+    out_i = np.empty((n, k), dtype=np.int64)
+    todo = np.arange(n)
+    extra = 8
+    while len(todo):
+        m = min(n, k + 1 + extra)
+        dd, ii = tree.query(coords[todo], k=m, workers=1)
+        dd, ii = dd.reshape(len(todo), m), ii.reshape(len(todo), m)
+        # the k-th neighbour's distance shell must be complete among the m returned
+        complete = (m >= n) | (dd[:, -1] > dd[:, k] * (1 + 1e-9) + 1e-12)
+        rows = todo[complete]
+        dd, ii = dd[complete], ii[complete]
+        r = np.arange(len(rows))[:, None]
+        order = np.lexsort((ids[ii], np.round(dd, 9)), axis=1)
+        dd, ii = dd[r, order], ii[r, order]
+        first = np.argsort(ii == rows[:, None], axis=1, kind="stable")[:, :k]  # self dropped
+        out_d[rows] = dd[r, first]
+        out_i[rows] = ii[r, first]
+        todo = todo[~complete]
+        extra *= 2
+    return out_d, out_i
 
 
 def fuzzy_union(A: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -33,6 +58,8 @@ def fused_graph_array(
     *,
     n_neighbors: int = 15,
     n_candidates: int | None = None,
+    spatial_radius: float | None = None,
+    ids: np.ndarray | None = None,
     chunk: int = 100_000,
 ) -> tuple[sparse.csr_matrix, sparse.csr_matrix, dict]:
     """Fuse a spatial kNN graph with gene similarity.
@@ -42,7 +69,9 @@ def fused_graph_array(
     edges join spots that are near *and* alike). Edge membership strength follows UMAP's fuzzy
     simplicial set, with the feature distance measured from each spot's closest neighbour
     (``rho``) in units of its mean neighbour distance (``sigma``), times a Gaussian of the spatial
-    distance in units of the median candidate radius; the result is symmetrised by fuzzy union.
+    distance in units of the median candidate radius (``spatial_radius``, measured when None); the
+    result is symmetrised by fuzzy union. ``ids`` (global spot ids) break ties between equidistant
+    neighbours.
 
     Returns
     -------
@@ -59,8 +88,8 @@ def fused_graph_array(
     if k < 1:
         empty = sparse.csr_matrix((n, n), dtype=np.float32)
         return empty, empty.copy(), {"n_neighbors": 0, "n_candidates": 0}
-    sd, sidx = spatial_knn(coords, n_candidates)
-    radius = float(np.median(sd[:, -1])) or 1.0
+    sd, sidx = spatial_knn(coords, n_candidates, ids)
+    radius = (float(np.median(sd[:, -1])) or 1.0) if spatial_radius is None else float(spatial_radius)
     rows = np.empty((n, k), dtype=np.int64)
     cols = np.empty((n, k), dtype=np.int64)
     fdist = np.empty((n, k))

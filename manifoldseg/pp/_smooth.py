@@ -12,11 +12,18 @@ from scipy import ndimage
 
 
 class Grid:
-    """Pixel index of every spot on a regular grid (any dimension)."""
+    """Pixel index of every spot on a regular grid (any dimension).
 
-    def __init__(self, coords: np.ndarray, pixel: float, pad: int = 0):
+    Pixel edges lie on ``anchor + k * pixel`` (``anchor`` default: the coordinates' minimum), so a
+    tile given its section's anchor shares the section's lattice (and smooths their common
+    interior alike).
+    """
+
+    def __init__(self, coords: np.ndarray, pixel: float, pad: int = 0, anchor: np.ndarray | None = None):
         self.pixel = float(pixel)
-        self.origin = coords.min(axis=0) - pad * self.pixel
+        lo = coords.min(axis=0)
+        anchor = lo if anchor is None else np.asarray(anchor, dtype=np.float64)[: coords.shape[1]]
+        self.origin = anchor + (np.floor((lo - anchor) / self.pixel) - pad) * self.pixel
         idx = np.floor((coords - self.origin) / self.pixel).astype(np.int64)
         self.shape = tuple(int(s) for s in idx.max(axis=0) + 1 + pad)
         self.flat = np.ravel_multi_index(tuple(idx.T), self.shape)

@@ -211,14 +211,21 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
     return labels
 
 
-def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: np.ndarray, alpha: float):
-    """CSR pieces and per-edge flooding cost: spatial length x (1 + alpha x normalised feature distance)."""
+def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: np.ndarray, alpha: float,
+                feature_distance: float | None = None):
+    """CSR pieces and per-edge flooding cost: spatial length x (1 + alpha x normalised feature distance).
+
+    Feature distances are normalised by ``feature_distance`` (default their median here).
+    """
     D = distances.tocsr()
     D.sort_indices()
     rows = np.repeat(np.arange(D.shape[0]), np.diff(D.indptr))
     length = np.linalg.norm(coords[rows] - coords[D.indices], axis=1)
     fd = D.data.astype(np.float64)
-    med = float(np.median(fd)) if len(fd) else 1.0
+    if feature_distance is not None:
+        med = float(feature_distance)
+    else:
+        med = float(np.median(fd)) if len(fd) else 1.0
     cost = length * (1.0 + alpha * fd / (med if med > 0 else 1.0))
     return D.indptr.astype(np.int64), D.indices.astype(np.int64), cost
 
@@ -306,6 +313,7 @@ def refine_array(
     log_density: np.ndarray | None = None,
     valley_depth: float = 0.15,
     nucleus: np.ndarray | None = None,
+    feature_distance: float | None = None,
     random_state: int = 0,
 ) -> np.ndarray:
     """Refine cell candidates into cells (see module docstring). Returns labels 0..k-1, -1 = background.
@@ -328,7 +336,7 @@ def refine_array(
     max_mass = max_fraction * typical_mass
     seeds = seeds_from(candidates, peaks, mass, nucleus, 0.5 * typical_mass, coords=coords,
                        core_radius=core_radius * cell_diameter)
-    ip, ix, cost = flood_costs(graph, distances, coords, alpha)
+    ip, ix, cost = flood_costs(graph, distances, coords, alpha, feature_distance)
     scale = seed_scale(seeds, mass, candidates, size_weighting if nucleus is not None else 0.0)
     labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha), scale)
     labels = split_disconnected(graph, labels, mass, min_mass)

@@ -69,8 +69,14 @@ def density_terms(
     background: bool = True,
     hysteresis: float = 0.3,
     contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
+    threshold: float | None = None,
+    typical_mass: float | None = None,
+    origin: np.ndarray | None = None,
 ) -> dict:
     """Physical density terms: background mask, typical cell mass and the nuclear contrast.
+
+    ``threshold`` and ``typical_mass``, when given (section-wide values for a tile), replace the
+    values measured on this input; ``origin`` anchors the smoothing grid.
 
     - Background score: log local density (sigma d/4) plus half the log distance of the local
       composition from the tissue's average (ambient RNA is a mixture of all cells; a cell's
@@ -83,7 +89,7 @@ def density_terms(
       difference of Gaussians in log space that is independent of a cell's library size).
     """
     d = float(cell_diameter)
-    grid = Grid(coords, grid_pixel(coords, d / 8.0))
+    grid = Grid(coords, grid_pixel(coords, d / 8.0), anchor=origin)
     small = grid.smooth(counts, d / 8.0)
     mid = grid.smooth(counts, d / 4.0)
     large = grid.smooth(counts, d / 2.0)
@@ -93,7 +99,12 @@ def density_terms(
     b = min(1, n_scales - 1)
     specificity = np.linalg.norm(features[:, b * k : b * k + k - 1], axis=1)
     bg_score = np.log(np.maximum(mid, 1e-12)) + 0.5 * np.log(specificity + 1e-3)
-    thr = background_threshold(bg_score, np.ones_like(counts)) if background else -np.inf
+    if not background:
+        thr = -np.inf
+    elif threshold is None:
+        thr = background_threshold(bg_score, np.ones_like(counts))
+    else:
+        thr = float(threshold)
     core = bg_score >= thr
     eligible = bg_score >= thr - hysteresis
     in_cells = small[eligible] if eligible.any() else small
@@ -101,7 +112,8 @@ def density_terms(
     volume = np.pi * d**2 / 4.0
     if coords.shape[1] == 3:
         volume *= min(float(np.ptp(coords[:, 2])) + grid.pixel, d)
-    typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
+    if typical_mass is None:
+        typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
     contrast = np.log(np.maximum(c_small, 1e-12)) - 2.0 * np.log(np.maximum(c_large, 1e-12))
     return {"core": core, "eligible": eligible, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12))}
@@ -145,6 +157,59 @@ def candidates_array(
     )
 
 
+def section_parameters(
+    coords: np.ndarray,
+    X: sparse.csr_matrix,
+    *,
+    cell_diameter: float,
+    origin: np.ndarray | None = None,
+    scales: tuple[float, ...] = DEFAULT_SCALES,
+    n_components: int = 10,
+    n_neighbors: int | None = None,
+    loadings: tuple[np.ndarray, np.ndarray] | None = None,
+    background: bool = True,
+    hysteresis: float = 0.3,
+    contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
+    random_state: int = 0,
+) -> dict:
+    """Section-wide parameters, measured once (on a sample of the section) and given to every tile.
+
+    Every quantity :func:`segment_array` would otherwise measure on its own input: the gene axes,
+    the standardisation of the feature blocks, the graph's neighbour count and spatial radius, the
+    median edge and origin of the layout's start, the background threshold, the typical cell mass
+    and the median feature distance of the flood costs. With them (and global spot ids) a tile
+    segments its interior as the whole section would.
+    """
+    from ..pp._features import global_loadings
+    from ._embed import median_edge
+
+    coords = np.ascontiguousarray(coords, dtype=np.float64)
+    d = float(cell_diameter)
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    if loadings is None:
+        loadings = global_loadings(coords, X, cell_diameter=d, scales=scales, n_components=n_components,
+                                   random_state=random_state)
+    origin = coords.min(axis=0) if origin is None else np.asarray(origin, dtype=np.float64)
+    feats, _, finfo = neighborhood_features_array(coords, X, cell_diameter=d, scales=scales,
+                                                  n_components=n_components, loadings=loadings, origin=origin)
+    k = auto_neighbors(coords, d) if n_neighbors is None else int(n_neighbors)
+    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=k)
+    terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
+                          n_scales=len(scales), background=background, hysteresis=hysteresis,
+                          contrast_scales=contrast_scales, origin=origin)
+    return {
+        "loadings": loadings,
+        "block_stats": (finfo["block_means"], finfo["block_scales"]),
+        "n_neighbors": k,
+        "spatial_radius": ginfo.get("spatial_radius_um"),
+        "edge_length": median_edge(coords, graph),
+        "origin": origin,
+        "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
+        "typical_mass": terms["typical_mass"],
+        "feature_distance": float(np.median(dist.data)) if dist.nnz else None,
+    }
+
+
 def segment_array(
     coords: np.ndarray,
     X: sparse.csr_matrix,
@@ -170,9 +235,18 @@ def segment_array(
     refine_kwargs: dict | None = None,
     loadings: tuple[np.ndarray, np.ndarray] | None = None,
     target_edge: float = 1.0,
+    negative_window: float = 0.75,
+    embed_kwargs: dict | None = None,
+    spot_ids: np.ndarray | None = None,
+    section: dict | None = None,
     timings: dict | None = None,
 ) -> SegmentResult:
-    """Segment spots or transcripts into cells. Coordinates in um, counts CSR. See ``ms.tl.segment``."""
+    """Segment spots or transcripts into cells. Coordinates in um, counts CSR. See ``ms.tl.segment``.
+
+    ``spot_ids`` (global row of each spot) and ``section`` (section-wide parameters from
+    :func:`section_parameters`) are given by the tiled run, so that a tile computes what the whole
+    section would compute for its interior.
+    """
     t0 = time.perf_counter()
     times = {} if timings is None else timings
     coords = np.ascontiguousarray(coords, dtype=np.float64)
@@ -201,22 +275,29 @@ def segment_array(
         method = "given"
     d = float(cell_diameter)
     t = tick("scale", t)
+    sec = section or {}
     feats, _, finfo = neighborhood_features_array(
         coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state,
-        loadings=loadings,
+        loadings=sec.get("loadings") if loadings is None else loadings, block_stats=sec.get("block_stats"),
+        origin=sec.get("origin"),
     )
     t = tick("features", t)
     if n_neighbors is None:
-        n_neighbors = auto_neighbors(coords, d)
-    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors)
+        n_neighbors = sec.get("n_neighbors") or auto_neighbors(coords, d)
+    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors,
+                                           spatial_radius=sec.get("spatial_radius"), ids=spot_ids)
     t = tick("graph", t)
-    init = spatial_init(coords, graph, target_edge=target_edge)
-    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state)
+    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=sec.get("edge_length"),
+                        origin=sec.get("origin"))
+    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state,
+                      coords=coords, ids=spot_ids, negative_window=negative_window * d,
+                      origin=sec.get("origin"), **(embed_kwargs or {}))
     t = tick("embed", t)
 
     terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
                           n_scales=len(scales), background=background, hysteresis=hysteresis,
-                          contrast_scales=contrast_scales)
+                          contrast_scales=contrast_scales, threshold=sec.get("threshold"),
+                          typical_mass=sec.get("typical_mass"), origin=sec.get("origin"))
     cand, peaks = candidates_array(graph, emb, counts, terms, persistence=persistence, max_merge=max_merge,
                                    min_fraction=min_fraction, density_mode=density_mode)
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
@@ -224,7 +305,8 @@ def segment_array(
     labels = refine_array(
         graph, dist, coords, cand, peaks, counts, eligible, cell_diameter=d, typical_mass=typical_mass,
         min_fraction=min_fraction, max_fraction=max_fraction, nucleus=prior, random_state=random_state,
-        log_density=terms["log_density"], valley_depth=valley_depth, **(refine_kwargs or {}),
+        log_density=terms["log_density"], valley_depth=valley_depth,
+        feature_distance=sec.get("feature_distance"), **(refine_kwargs or {}),
     )
     conf = confidence_array(graph, labels)
     t = tick("refine", t)
@@ -237,7 +319,7 @@ def segment_array(
         "n_candidates": int(cand.max() + 1) if (cand >= 0).any() else 0,
         "n_cells": int(labels.max() + 1) if (labels >= 0).any() else 0,
         "assigned_fraction": float((labels >= 0).mean()) if n else 0.0,
-        "features": finfo,
+        "features": {k: v for k, v in finfo.items() if k not in ("block_means", "block_scales")},
         "graph": ginfo,
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": times,
