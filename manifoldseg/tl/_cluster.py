@@ -6,12 +6,22 @@ import numpy as np
 from scipy import sparse
 
 
+def embedding_bandwidth(embedding: np.ndarray, graph: sparse.csr_matrix) -> float:
+    """Median length of the graph's edges in the embedding (the density kernel's width)."""
+    coo = graph.tocoo()
+    if not coo.nnz:
+        return 1.0
+    d2 = ((embedding[coo.row] - embedding[coo.col]).astype(np.float64) ** 2).sum(axis=1)
+    return float(np.sqrt(np.median(d2)))
+
+
 def embedding_density(
     embedding: np.ndarray, graph: sparse.csr_matrix, counts: np.ndarray, bandwidth: float | None = None
 ) -> np.ndarray:
     """Count-weighted kernel density of each point over its graph neighbours in the embedding.
 
-    rho_i = c_i + sum_j c_j exp(-|y_i - y_j|^2 / h^2), with ``h`` the median edge length. Weighting
+    rho_i = c_i + sum_j c_j exp(-|y_i - y_j|^2 / h^2), with ``h`` the median edge length
+    (:func:`embedding_bandwidth`) unless given. Weighting
     by counts makes the density meaningful for sequencing bins on a regular grid, where the point
     density is flat and the counts carry the signal.
     """
@@ -19,7 +29,7 @@ def embedding_density(
     diff = embedding[coo.row] - embedding[coo.col]
     d2 = (diff.astype(np.float64) ** 2).sum(axis=1)
     if bandwidth is None:
-        bandwidth = float(np.sqrt(np.median(d2))) if len(d2) else 1.0
+        bandwidth = embedding_bandwidth(embedding, graph)
     h2 = max(bandwidth, 1e-9) ** 2
     k = np.exp(-d2 / h2) * counts[coo.col]
     return counts + np.bincount(coo.row, weights=k, minlength=len(counts))

@@ -14,7 +14,7 @@ from ..pp._features import DEFAULT_SCALES, neighborhood_features_array
 from ..pp._graph import fused_graph_array
 from ..pp._scale import estimate_diameter_array
 from ..pp._smooth import Grid, grid_pixel
-from ._cluster import density_cluster_array, embedding_density
+from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
 from ._embed import embed_array, spatial_init
 from ._refine import confidence_array, refine_array
 
@@ -124,11 +124,13 @@ def cluster_log_density(
 ) -> np.ndarray:
     """The log density candidates are found on: count-weighted embedding density x nuclear contrast.
 
-    ``density_mode="embedding"`` or ``"physical"`` keeps one of the two factors.
+    ``density_mode="embedding"`` or ``"physical"`` keeps one of the two factors; ``terms["bandwidth"]``
+    (optional) fixes the embedding density's kernel width.
     """
     if density_mode == "physical":
         return terms["contrast"] + terms["log_large"]
-    log_rho = np.log(np.maximum(embedding_density(embedding, graph, counts), 1e-12))
+    rho = embedding_density(embedding, graph, counts, terms.get("bandwidth"))
+    log_rho = np.log(np.maximum(rho, 1e-12))
     return log_rho if density_mode == "embedding" else log_rho + terms["contrast"]
 
 
@@ -170,14 +172,20 @@ def section_parameters(
     background: bool = True,
     hysteresis: float = 0.3,
     contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
+    n_epochs: int | None = None,
+    target_edge: float = 1.0,
+    negative_window: float = 0.75,
+    embed_kwargs: dict | None = None,
+    embed_method: str = "numba",
     random_state: int = 0,
 ) -> dict:
     """Section-wide parameters, measured once (on a sample of the section) and given to every tile.
 
     Every quantity :func:`segment_array` would otherwise measure on its own input: the gene axes,
     the standardisation of the feature blocks, the graph's neighbour count and spatial radius, the
-    median edge and origin of the layout's start, the background threshold, the typical cell mass
-    and the median feature distance of the flood costs. With them (and global spot ids) a tile
+    median edge and origin of the layout's start, the embedding density's kernel width (from a
+    layout of the sample), the background threshold, the typical cell mass and the median feature
+    distance of the flood costs. With them (and global spot ids) a tile
     segments its interior as the whole section would.
     """
     from ..pp._features import global_loadings
@@ -197,12 +205,17 @@ def section_parameters(
     terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
                           n_scales=len(scales), background=background, hysteresis=hysteresis,
                           contrast_scales=contrast_scales, origin=origin)
+    edge = median_edge(coords, graph)
+    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=edge, origin=origin)
+    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state, coords=coords,
+                      negative_window=negative_window * d, origin=origin, **(embed_kwargs or {}))
     return {
         "loadings": loadings,
+        "bandwidth": embedding_bandwidth(emb, graph),
         "block_stats": (finfo["block_means"], finfo["block_scales"]),
         "n_neighbors": k,
         "spatial_radius": ginfo.get("spatial_radius_um"),
-        "edge_length": median_edge(coords, graph),
+        "edge_length": edge,
         "origin": origin,
         "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
         "typical_mass": terms["typical_mass"],
@@ -298,6 +311,8 @@ def segment_array(
                           n_scales=len(scales), background=background, hysteresis=hysteresis,
                           contrast_scales=contrast_scales, threshold=sec.get("threshold"),
                           typical_mass=sec.get("typical_mass"), origin=sec.get("origin"))
+    if sec.get("bandwidth") is not None:
+        terms["bandwidth"] = float(sec["bandwidth"])
     cand, peaks = candidates_array(graph, emb, counts, terms, persistence=persistence, max_merge=max_merge,
                                    min_fraction=min_fraction, density_mode=density_mode)
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
