@@ -145,6 +145,19 @@ class TileIndex:
         return self.order[self.bounds[index] : self.bounds[index + 1]]
 
 
+def auto_tile_size(n: int, lo, hi, cell_diameter: float, overlap: float) -> float | None:
+    """``tile_size="auto"`` for ``n`` spots between the corners ``lo`` and ``hi`` (x, y): None up to
+    :data:`AUTO_MIN_SPOTS` spots; above, even cores sized so that a tile (overlap included) holds
+    about :data:`AUTO_SPOTS_PER_TILE` spots at the section's mean density."""
+    if n <= AUTO_MIN_SPOTS:
+        return None
+    extent = np.asarray(hi, dtype=np.float64)[:2] - np.asarray(lo, dtype=np.float64)[:2]
+    area = float(np.prod(np.maximum(extent, cell_diameter)))
+    side = max(math.sqrt(AUTO_SPOTS_PER_TILE * area / n) - 2 * overlap, 4 * overlap, MIN_TILE * cell_diameter)
+    # even cores: the fewest tiles of at most that side covering the section
+    return float(max(max(e / math.ceil(e / side) for e in extent if e > 0), MIN_TILE * cell_diameter))
+
+
 def resolve_tile_size(
     tile_size: float | str | None,
     coords: np.ndarray,
@@ -162,14 +175,8 @@ def resolve_tile_size(
     if isinstance(tile_size, str):
         if tile_size != "auto":
             raise InputError(f"tile_size must be a number of um, 'auto' or None; got {tile_size!r}.")
-        if n <= AUTO_MIN_SPOTS:
-            return None
         xy = coords[:, :2]
-        area = float(np.prod(np.maximum(xy.max(axis=0) - xy.min(axis=0), cell_diameter)))
-        side = max(math.sqrt(AUTO_SPOTS_PER_TILE * area / n) - 2 * overlap, 4 * overlap, MIN_TILE * cell_diameter)
-        # even cores: the fewest tiles of at most that side covering the section
-        extent = np.ptp(xy, axis=0)
-        return float(max(max(e / math.ceil(e / side) for e in extent if e > 0), MIN_TILE * cell_diameter))
+        return auto_tile_size(n, xy.min(axis=0), xy.max(axis=0), cell_diameter, overlap) if n else None
     try:
         size = float(tile_size)
     except (TypeError, ValueError):
@@ -202,6 +209,55 @@ def resolve_overlap(overlap: float | None, cell_diameter: float) -> float:
 def tile_seed(random_state: int, index: int) -> int:
     """Seed of one tile, derived from the run's seed and the tile index (order-independent)."""
     return int(np.random.SeedSequence([int(random_state) & 0xFFFFFFFF, int(index)]).generate_state(1)[0] >> 1)
+
+
+def tile_seed_ids(random_state: int, index: int, segmenter: Callable | None) -> tuple[int, bool]:
+    """Seed of tile ``index`` and whether it is given global spot ids.
+
+    The default segmenter draws its random numbers from the run's seed and global spot ids, so a
+    tile's interior is laid out as in an untiled run; a custom segmenter gets :func:`tile_seed`.
+    """
+    if segmenter is None:
+        return int(random_state), True
+    return tile_seed(random_state, index), False
+
+
+def prepare_section(
+    coords: np.ndarray,
+    X: sparse.csr_matrix,
+    prior: np.ndarray | None,
+    *,
+    origin: np.ndarray,
+    cell_diameter: float | None,
+    random_state: int,
+    segmenter: Callable | None,
+    segment_kwargs: dict,
+    link_radius: float | None,
+) -> tuple[float, str, dict, float]:
+    """What every tile shares, learnt once on the section's central window (:func:`central_sample`
+    of ``coords``; the whole section up to :data:`SCALE_SAMPLE_SPOTS` spots): the cell diameter
+    (when None), the default segmenter's section-wide parameters (:func:`with_section`) and the
+    stitcher's link radius. ``origin`` is the section's lowest corner.
+
+    Returns ``(cell_diameter, how it was found, segment_kwargs, link_radius)``.
+    """
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    pick = central_sample(coords)
+    if cell_diameter is None:
+        from .pp._scale import estimate_diameter_array
+
+        cell_diameter, method = estimate_diameter_array(coords[pick], counts[pick],
+                                                        None if prior is None else np.asarray(prior)[pick])
+        logger.info("estimated cell diameter once for all tiles: %.1f um (from %s, %d spots)",
+                    cell_diameter, method, len(pick))
+    else:
+        method = "given"
+    d = float(cell_diameter)
+    if segmenter is None and "section" not in segment_kwargs and len(coords):
+        segment_kwargs = with_section(coords[pick], X[pick], segment_kwargs, cell_diameter=d,
+                                      origin=np.asarray(origin, dtype=np.float64), random_state=random_state)
+    radius = link_radius_of(coords[pick], d) if link_radius is None else float(link_radius)
+    return d, method, segment_kwargs, radius
 
 
 def with_section(
@@ -646,29 +702,16 @@ def segment_tiled(
     X = X.tocsr()
     n = len(coords)
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    if cell_diameter is None:
-        from .pp._scale import estimate_diameter_array
-
-        pick = central_sample(coords)
-        cell_diameter, method = estimate_diameter_array(
-            coords[pick], counts[pick], None if prior is None else np.asarray(prior)[pick]
-        )
-        logger.info("estimated cell diameter once for all tiles: %.1f um (from %s, %d spots)",
-                    cell_diameter, method, len(pick))
-    else:
-        method = "given"
-    d = float(cell_diameter)
-    if segmenter is None and "section" not in segment_kwargs and n:
-        pick = central_sample(coords)
-        segment_kwargs = with_section(coords[pick], X[pick], segment_kwargs, cell_diameter=d,
-                                      origin=coords.min(axis=0), random_state=random_state)
+    d, method, segment_kwargs, radius = prepare_section(
+        coords, X, prior, origin=coords.min(axis=0) if n else np.zeros(coords.shape[1]), cell_diameter=cell_diameter,
+        random_state=random_state, segmenter=segmenter, segment_kwargs=segment_kwargs, link_radius=link_radius,
+    )
     ov = resolve_overlap(overlap, d)
     size = resolve_tile_size(tile_size, coords, d, ov)
     if size is None:
         size = float(max(np.ptp(coords[:, 0]) if n else 0.0, np.ptp(coords[:, 1]) if n else 0.0, 1.0)) + 1.0
     layout = TileLayout.from_coords(coords, size, ov)
     index = TileIndex(coords, layout)
-    radius = link_radius_of(coords, d) if link_radius is None else float(link_radius)
     stitcher = Stitcher(coords, counts, layout, radius)
     prior_arr = None if prior is None else np.asarray(prior)
 
@@ -680,9 +723,9 @@ def segment_tiled(
             tile, rows = tile_rows.pop(0)
             # the default segmenter draws its random numbers from global spot ids and the run's seed,
             # so a tile's interior is laid out as in an untiled run; other segmenters get a seed per tile
-            seed = int(random_state) if segmenter is None else tile_seed(random_state, tile.index)
+            seed, with_ids = tile_seed_ids(random_state, tile.index, segmenter)
             data = TileData(tile, coords[rows], X[rows], None if prior_arr is None else prior_arr[rows], seed,
-                            rows if segmenter is None else None)
+                            rows if with_ids else None)
             yield _Payload(tile, rows, data)
 
     logger.info("segmenting %d spots in %d tiles of %.0f um (+%.0f um overlap), cell diameter %.1f um",

@@ -479,6 +479,8 @@ def _cmd_segment(args) -> int:
     _status(args, f"reading {inp}")
     if spots_input:
         spatial_key = args.spatial_key or "spatial"
+        if _stream_wanted(args, inp, ".h5ad"):
+            return _segment_streamed(args, inp, None, outputs, key, t0)
         adata = ms.io.read_h5ad(inp, spatial_key=spatial_key)
     else:
         from ._cli_table import table_columns as _columns
@@ -496,6 +498,8 @@ def _cmd_segment(args) -> int:
                     "name the column of nucleus ids, or vendor_nucleus for the platform's own nuclei."
                 )
             keep = [args.prior_key]
+        if _stream_wanted(args, inp, out_table):
+            return _segment_streamed(args, inp, out_table, outputs, key, t0)
         adata = ms.io.read_transcripts(inp, keep_columns=keep, **_table_reader_kwargs(args))
         if args.prior_key in keep:
             adata.obs[args.prior_key] = _int_labels(adata.obs[args.prior_key].to_numpy())
@@ -555,6 +559,77 @@ def _cmd_segment(args) -> int:
     frac = float((labels >= 0).mean()) if labels.size else 0.0
     written = " ".join(str(o) for _, o in outputs)
     _summary(args, f"{n_cells:,} cells, {100 * frac:.1f}% of {_item_word(adata)} assigned, "
+                   f"{time.perf_counter() - t0:.1f} s -> {written}")
+    return EXIT_OK
+
+
+def _stream_wanted(args, inp: Path, out_table: str | None) -> bool:
+    """Whether the input is segmented from disk in bounded memory (manifoldseg._stream): a table to
+    a table with --tile-size given or more rows than the auto-tiling threshold, or an .h5ad of spots
+    (``out_table=".h5ad"``) with more spots than that threshold."""
+    from . import _stream
+    from ._tiling import AUTO_MIN_SPOTS
+
+    if out_table is None:
+        return False
+    # an .h5ad small enough to tile automatically in memory is read whole (it fits)
+    if args.tile_size is None or out_table == ".h5ad":
+        try:
+            n = _stream.estimate_rows(inp)
+        except (OSError, ValueError):
+            return False
+        if n <= AUTO_MIN_SPOTS:
+            return False
+    why = []
+    if args.cells or args.boundaries or args.spatialdata:
+        why.append("--cells, --boundaries and --spatialdata need the whole section in memory")
+    if out_table != ".h5ad" and args.prior_key is not None and args.prior_key in _READER_COLUMNS:
+        why.append(f"--prior-key {args.prior_key} is made by the reader from the whole table")
+    if why:
+        logger.warning("%s: segmenting in memory (leave them out to segment from disk in bounded memory)",
+                       "; ".join(why))
+        return False
+    return True
+
+
+def _segment_streamed(args, inp: Path, out_table: str | None, outputs, key: str, t0: float) -> int:
+    """Segment a table or an .h5ad of spots from disk, tile by tile, and write the result chunk by
+    chunk (manifoldseg._stream); ``out_table`` is None for an .h5ad of spots."""
+    import inspect
+
+    import manifoldseg as ms
+
+    from . import _stream
+    from ._constants import CONFIDENCE_SUFFIX
+
+    conf_key = f"{key}{CONFIDENCE_SUFFIX}"
+    kw = {}
+    if out_table is not None:
+        from ._cli_table import table_columns
+
+        columns = table_columns(inp)
+        if key in columns or conf_key in columns:
+            raise UsageError(f"the input table already has a column {key!r} or {conf_key!r}; pass --key-added "
+                             "<another name>.")
+        kw["reader_kwargs"] = _table_reader_kwargs(args)
+    else:
+        kw["spatial_key"] = args.spatial_key or "spatial"
+        kw["uns"] = {"run": {"command": " ".join([PROG, *map(str, args.argv)]), "input": str(inp),
+                             "output": str(args.output), "version": __version__,
+                             "date": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    seg = inspect.signature(ms.tl.segment).parameters
+    defaults = {k: seg[k].default for k in ("n_neighbors", "n_epochs", "embed_method", "persistence", "background")
+                if k in seg}
+    _status(args, f"segmenting {inp} from disk in tiles")
+    info = _stream.segment_file(
+        inp, args.output, key_added=key, overwrite=args.force, prior_column=args.prior_key,
+        tile_size=args.tile_size if args.tile_size is not None else "auto",
+        cell_diameter=args.cell_diameter, random_state=args.seed, scheduler=args.scheduler, n_jobs=args.n_jobs,
+        progress=not args.quiet, **kw, **defaults,
+    )
+    written = " ".join(str(o) for _, o in outputs)
+    word = "transcripts" if out_table is not None else "spots"
+    _summary(args, f"{info['n_cells']:,} cells, {100 * info['assigned_fraction']:.1f}% of {word} assigned, "
                    f"{time.perf_counter() - t0:.1f} s -> {written}")
     return EXIT_OK
 

@@ -385,6 +385,182 @@ def _detect_platform(src: _Source) -> str:
 # --------------------------------------------------------------------------------------------- #
 # the reader
 # --------------------------------------------------------------------------------------------- #
+@dataclass
+class _ReadPlan:
+    """How to read a table: the source, its platform and the column of each role."""
+
+    src: _Source
+    platform: str
+    preset: _Preset
+    roles: dict[str, str | None]
+    z_col: str | None
+    z_plane_col: str | None
+    pixel_size: float
+    z_scale: float | None
+    usecols: list[str]
+    categorical: list[str]
+    prefixes: tuple[str, ...]
+
+
+def _plan_read(
+    path: str | os.PathLike | pd.DataFrame,
+    *,
+    platform: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    z: str | bool | None = None,
+    gene: str | None = None,
+    count: str | bool | None = None,
+    cell: str | bool | None = None,
+    nucleus: str | bool | None = None,
+    pixel_size: float | None = None,
+    z_scale: float | None = None,
+    control_prefixes: tuple[str, ...] | list[str] | None = None,
+    min_qv: float | None = None,
+    keep_columns: list[str] | tuple[str, ...] = (),
+    points_key: str = "points",
+) -> _ReadPlan:
+    """Check the options, look at the file's header and resolve the column of each role
+    (shared by :func:`read_transcripts` and the chunked reader of :mod:`manifoldseg._stream`)."""
+    if platform is not None:
+        platform = check_choice(str(platform).lower().replace("-", ""), "platform", PLATFORMS)
+    if pixel_size is not None:
+        check_positive(pixel_size, "pixel_size")
+    if z_scale is not None:
+        check_positive(z_scale, "z_scale")
+    if min_qv is not None and (isinstance(min_qv, bool) or not isinstance(min_qv, int | float) or not np.isfinite(min_qv)):
+        raise InputError(f"min_qv must be a number (e.g. 20), got {min_qv!r}.")
+
+    src = _inspect(path, points_key)
+    detected = platform is None
+    if platform is None:
+        platform = _detect_platform(src)
+        logger.info("read_transcripts: %s looks like %s output", src.label, platform)
+    preset = _PRESETS[platform]
+    columns = src.columns
+
+    z_explicit = z not in (None, False)
+    roles = {
+        "x": _resolve(x, preset.x, columns),
+        "y": _resolve(y, preset.y, columns),
+        "z": _resolve(z, preset.z, columns),
+        "gene": _resolve(gene, preset.gene, columns),
+        "count": _resolve(count, preset.count, columns),
+        "cell": _resolve(cell, preset.cell, columns),
+        "nucleus": _resolve(nucleus, preset.nucleus, columns),
+        "compartment": _resolve(None, preset.compartment, columns),
+        "nuclear_flag": _resolve(None, preset.nuclear_flag, columns),
+        "qv": _resolve(None, preset.qv, columns),
+        "fov": _resolve(None, preset.fov, columns),
+        "is_gene": _resolve(None, preset.is_gene, columns),
+    }
+    missing_opts = {k: v.split(":", 1)[1] for k, v in roles.items() if v and v.startswith("\0missing:")}
+    missing_req = [k for k in ("x", "y", "gene") if roles[k] is None]
+    missing_keep = [c for c in keep_columns if c not in columns]
+    if missing_opts or missing_req or missing_keep:
+        parts = []
+        if missing_opts:
+            parts.append("column(s) " + ", ".join(f"{k}={v!r}" for k, v in missing_opts.items()) + " not found")
+        if missing_req:
+            looked = "; ".join(f"{k} in {list(getattr(preset, k))}" for k in missing_req)
+            parts.append(f"no column for {', '.join(missing_req)} (platform {platform!r} looks for {looked})")
+        if missing_keep:
+            parts.append(f"keep_columns {missing_keep} not found")
+        how = "pass the column names, e.g. read_transcripts(path, " + ", ".join(
+            f"{k}='...'" for k in ("x", "y", "gene")) + ")"
+        if detected:
+            how += f", or platform=<one of {list(PLATFORMS)}>"
+        raise InputError(
+            f"{src.label!r}: {'; '.join(parts)}. Columns found: {_fmt_list(columns, 40)}. To fix, {how}."
+        )
+    clash = sorted(set(keep_columns) & _RESERVED)
+    if clash:
+        raise InputError(f"keep_columns {clash} clash with columns the reader writes; rename them first.")
+
+    # z: a coordinate in um (Xenium z_location, generic z) or a plane index (MERSCOPE, CosMx).
+    z_col = roles["z"]
+    z_plane_col = None
+    if z_col is not None and preset.z_is_plane and not z_explicit:
+        z_plane_col, z_col = z_col, None
+    if pixel_size is None:
+        pixel_size = preset.pixel_size
+        if platform == "cosmx":
+            logger.info("read_transcripts: CosMx pixels scaled by pixel_size=%g um/px (pass pixel_size= for "
+                        "instruments with another pixel size, e.g. 0.12028)", pixel_size)
+    if z_col is not None and z_scale is None:
+        if preset.z_is_plane:
+            if preset.z_scale is None:
+                raise InputError(
+                    f"z={z_col!r} holds {platform} z-slice indices whose spacing is not known; pass z_scale=<um "
+                    "between slices>, or leave z out for 2D."
+                )
+            z_scale = preset.z_scale
+        else:
+            z_scale = pixel_size
+
+    usecols = [c for c in dict.fromkeys([*(v for v in roles.values() if v), *keep_columns])]
+    categorical = [c for c in (roles["gene"], roles["cell"] if platform == "xenium" else None) if c]
+    prefixes = tuple(p.lower() for p in (CONTROL_PREFIXES if control_prefixes is None else control_prefixes))
+    return _ReadPlan(src, platform, preset, roles, z_col, z_plane_col, pixel_size, z_scale, usecols, categorical,
+                     prefixes)
+
+
+def _control_rows(df: pd.DataFrame, plan: _ReadPlan, gene_codes: np.ndarray, gene_names: np.ndarray) -> np.ndarray:
+    """Rows of control probes and codewords (by gene-name prefix, and Xenium ``is_gene`` false)."""
+    prefixes = plan.prefixes
+    is_control_gene = np.array([g.lower().startswith(prefixes) for g in gene_names], dtype=bool) if prefixes else \
+        np.zeros(gene_names.size, dtype=bool)
+    control_row = is_control_gene[gene_codes] if gene_names.size else np.zeros(len(df), bool)
+    if plan.roles["is_gene"] is not None:
+        is_gene = df[plan.roles["is_gene"]].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+        control_row |= ~is_gene
+    return control_row
+
+
+def _qv_values(df: pd.DataFrame, plan: _ReadPlan, min_qv: float) -> np.ndarray:
+    """The qv column as floats (raises when there is none or it is not numeric)."""
+    src, roles = plan.src, plan.roles
+    if roles["qv"] is None:
+        raise InputError(
+            f"min_qv={min_qv} needs a 'qv' column (Xenium), but {src.label!r} has none; columns found: "
+            f"{_fmt_list(src.columns, 40)}. Leave min_qv out."
+        )
+    qv = _numeric(df[roles["qv"]])
+    if qv is None:
+        raise InputError(f"column {roles['qv']!r} of {src.label!r} is not numeric; cannot filter by min_qv.")
+    return qv
+
+
+def _coords_of(sub: pd.DataFrame, plan: _ReadPlan) -> np.ndarray:
+    """Checked coordinates in um, (n, 2) or (n, 3) float64."""
+    label = plan.src.label
+    coord_cols = [plan.roles["x"], plan.roles["y"]] + ([plan.z_col] if plan.z_col else [])
+    coords = check_coordinates(
+        np.column_stack([_coord(sub[c], c, label) for c in coord_cols]),
+        name=f"coordinate columns {coord_cols} of {label!r}",
+    )
+    if plan.pixel_size != 1:
+        coords[:, :2] *= plan.pixel_size
+    if plan.z_col is not None and plan.z_scale != 1:
+        coords[:, 2] *= plan.z_scale
+    return coords
+
+
+def _counts_of(sub: pd.DataFrame, plan: _ReadPlan) -> np.ndarray:
+    """Counts per row (float32): the count column, or 1."""
+    col = plan.roles["count"]
+    if col is None:
+        return np.ones(len(sub), dtype=np.float32)
+    cnt = _numeric(sub[col])
+    if cnt is None:
+        raise InputError(
+            f"count column {col!r} of {plan.src.label!r} is not numeric; pass count=<column of counts> "
+            "or count=False."
+        )
+    return cnt.astype(np.float32)
+
+
+
 def read_transcripts(
     path: str | os.PathLike | pd.DataFrame,
     *,
@@ -479,84 +655,15 @@ def read_transcripts(
     """
     import anndata
 
-    if platform is not None:
-        platform = check_choice(str(platform).lower().replace("-", ""), "platform", PLATFORMS)
-    if pixel_size is not None:
-        check_positive(pixel_size, "pixel_size")
-    if z_scale is not None:
-        check_positive(z_scale, "z_scale")
-    if min_qv is not None and (isinstance(min_qv, bool) or not isinstance(min_qv, int | float) or not np.isfinite(min_qv)):
-        raise InputError(f"min_qv must be a number (e.g. 20), got {min_qv!r}.")
+    plan = _plan_read(
+        path, platform=platform, x=x, y=y, z=z, gene=gene, count=count, cell=cell, nucleus=nucleus,
+        pixel_size=pixel_size, z_scale=z_scale, control_prefixes=control_prefixes, min_qv=min_qv,
+        keep_columns=keep_columns, points_key=points_key,
+    )
+    src, platform, preset, roles = plan.src, plan.platform, plan.preset, plan.roles
+    z_col, z_plane_col, pixel_size, z_scale = plan.z_col, plan.z_plane_col, plan.pixel_size, plan.z_scale
+    usecols, categorical, prefixes = plan.usecols, plan.categorical, plan.prefixes
 
-    src = _inspect(path, points_key)
-    detected = platform is None
-    if platform is None:
-        platform = _detect_platform(src)
-        logger.info("read_transcripts: %s looks like %s output", src.label, platform)
-    preset = _PRESETS[platform]
-    columns = src.columns
-
-    z_explicit = z not in (None, False)
-    roles = {
-        "x": _resolve(x, preset.x, columns),
-        "y": _resolve(y, preset.y, columns),
-        "z": _resolve(z, preset.z, columns),
-        "gene": _resolve(gene, preset.gene, columns),
-        "count": _resolve(count, preset.count, columns),
-        "cell": _resolve(cell, preset.cell, columns),
-        "nucleus": _resolve(nucleus, preset.nucleus, columns),
-        "compartment": _resolve(None, preset.compartment, columns),
-        "nuclear_flag": _resolve(None, preset.nuclear_flag, columns),
-        "qv": _resolve(None, preset.qv, columns),
-        "fov": _resolve(None, preset.fov, columns),
-        "is_gene": _resolve(None, preset.is_gene, columns),
-    }
-    missing_opts = {k: v.split(":", 1)[1] for k, v in roles.items() if v and v.startswith("\0missing:")}
-    missing_req = [k for k in ("x", "y", "gene") if roles[k] is None]
-    missing_keep = [c for c in keep_columns if c not in columns]
-    if missing_opts or missing_req or missing_keep:
-        parts = []
-        if missing_opts:
-            parts.append("column(s) " + ", ".join(f"{k}={v!r}" for k, v in missing_opts.items()) + " not found")
-        if missing_req:
-            looked = "; ".join(f"{k} in {list(getattr(preset, k))}" for k in missing_req)
-            parts.append(f"no column for {', '.join(missing_req)} (platform {platform!r} looks for {looked})")
-        if missing_keep:
-            parts.append(f"keep_columns {missing_keep} not found")
-        how = "pass the column names, e.g. read_transcripts(path, " + ", ".join(
-            f"{k}='...'" for k in ("x", "y", "gene")) + ")"
-        if detected:
-            how += f", or platform=<one of {list(PLATFORMS)}>"
-        raise InputError(
-            f"{src.label!r}: {'; '.join(parts)}. Columns found: {_fmt_list(columns, 40)}. To fix, {how}."
-        )
-    clash = sorted(set(keep_columns) & _RESERVED)
-    if clash:
-        raise InputError(f"keep_columns {clash} clash with columns the reader writes; rename them first.")
-
-    # z: a coordinate in um (Xenium z_location, generic z) or a plane index (MERSCOPE, CosMx).
-    z_col = roles["z"]
-    z_plane_col = None
-    if z_col is not None and preset.z_is_plane and not z_explicit:
-        z_plane_col, z_col = z_col, None
-    if pixel_size is None:
-        pixel_size = preset.pixel_size
-        if platform == "cosmx":
-            logger.info("read_transcripts: CosMx pixels scaled by pixel_size=%g um/px (pass pixel_size= for "
-                        "instruments with another pixel size, e.g. 0.12028)", pixel_size)
-    if z_col is not None and z_scale is None:
-        if preset.z_is_plane:
-            if preset.z_scale is None:
-                raise InputError(
-                    f"z={z_col!r} holds {platform} z-slice indices whose spacing is not known; pass z_scale=<um "
-                    "between slices>, or leave z out for 2D."
-                )
-            z_scale = preset.z_scale
-        else:
-            z_scale = pixel_size
-
-    usecols = [c for c in dict.fromkeys([*(v for v in roles.values() if v), *keep_columns])]
-    categorical = [c for c in (roles["gene"], roles["cell"] if platform == "xenium" else None) if c]
     df = _load(src, usecols, categorical)
     n_rows = len(df)
     if n_rows == 0:
@@ -566,14 +673,8 @@ def read_transcripts(
     keep = np.ones(n_rows, dtype=bool)
 
     n_controls = 0
-    prefixes = tuple(p.lower() for p in (CONTROL_PREFIXES if control_prefixes is None else control_prefixes))
     if drop_controls:
-        is_control_gene = np.array([g.lower().startswith(prefixes) for g in gene_names], dtype=bool) if prefixes else \
-            np.zeros(gene_names.size, dtype=bool)
-        control_row = is_control_gene[gene_codes] if gene_names.size else np.zeros(n_rows, bool)
-        if roles["is_gene"] is not None:
-            is_gene = df[roles["is_gene"]].astype(str).str.lower().isin(["true", "1"]).to_numpy()
-            control_row |= ~is_gene
+        control_row = _control_rows(df, plan, gene_codes, gene_names)
         n_controls = int(control_row.sum())
         keep &= ~control_row
         if n_controls:
@@ -582,14 +683,7 @@ def read_transcripts(
 
     n_low_qv = 0
     if min_qv is not None:
-        if roles["qv"] is None:
-            raise InputError(
-                f"min_qv={min_qv} needs a 'qv' column (Xenium), but {src.label!r} has none; columns found: "
-                f"{_fmt_list(columns, 40)}. Leave min_qv out."
-            )
-        qv = _numeric(df[roles["qv"]])
-        if qv is None:
-            raise InputError(f"column {roles['qv']!r} of {src.label!r} is not numeric; cannot filter by min_qv.")
+        qv = _qv_values(df, plan, min_qv)
         low = ~(qv >= min_qv) & keep
         n_low_qv = int(low.sum())
         keep &= ~low
@@ -604,29 +698,12 @@ def read_transcripts(
     rows = np.flatnonzero(keep).astype(np.int64)
     sub = df.iloc[rows] if n_kept < n_rows else df
 
-    coord_cols = [roles["x"], roles["y"]] + ([z_col] if z_col else [])
-    coords = check_coordinates(
-        np.column_stack([_coord(sub[c], c, src.label) for c in coord_cols]),
-        name=f"coordinate columns {coord_cols} of {src.label!r}",
-    )
-    if pixel_size != 1:
-        coords[:, :2] *= pixel_size
-    if z_col is not None and z_scale != 1:
-        coords[:, 2] *= z_scale
+    coords = _coords_of(sub, plan)
 
     codes_kept = gene_codes[rows]
     used, codes_kept = np.unique(codes_kept, return_inverse=True)
     var_names = [str(g) for g in gene_names[used]]
-    if roles["count"] is not None:
-        cnt = _numeric(sub[roles["count"]])
-        if cnt is None:
-            raise InputError(
-                f"count column {roles['count']!r} of {src.label!r} is not numeric; pass count=<column of counts> "
-                "or count=False."
-            )
-        data = cnt.astype(np.float32)
-    else:
-        data = np.ones(n_kept, dtype=np.float32)
+    data = _counts_of(sub, plan)
     X = sparse.csr_matrix(
         (data, codes_kept.astype(np.int32), np.arange(n_kept + 1, dtype=np.int64)),
         shape=(n_kept, len(var_names)),
