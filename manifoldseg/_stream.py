@@ -25,8 +25,8 @@ holding a spots x genes matrix or a pandas table of the whole section:
    Both go to a temporary file renamed into place only on success.
 
 Same labels as the in-memory path (``read_transcripts`` + ``segment_tiled``) for the same seed and
-tile size, exactly when the section has at most 300,000 spots (the central window is then the
-whole section); above that the section parameters come from the central window alone.
+tile size: both learn the section-wide parameters on the same central window
+(:func:`manifoldseg._tiling.prepare_section`).
 
 Memory: per spot the driver keeps the coordinates (float64 x, y), the counts, one kept bit and
 the stitcher's arrays (about 60 bytes per spot, no genes); a worker holds one tile; the section
