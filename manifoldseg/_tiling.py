@@ -56,6 +56,8 @@ MIN_OVERLAP = 1.5
 MIN_TILE = 3.0
 #: spots used to estimate the cell diameter once for all tiles
 SCALE_SAMPLE_SPOTS = 300_000
+#: spots (a central window within that one) on which the section-wide parameters are learnt
+SECTION_SAMPLE_SPOTS = 150_000
 
 _LOCAL_SCHEDULERS = ("synchronous", "sync", "single-threaded", "threads")
 #: how long to wait for an existing Dask scheduler before giving up
@@ -236,8 +238,8 @@ def prepare_section(
 ) -> tuple[float, str, dict, float]:
     """What every tile shares, learnt once on the section's central window (:func:`central_sample`
     of ``coords``; the whole section up to :data:`SCALE_SAMPLE_SPOTS` spots): the cell diameter
-    (when None), the default segmenter's section-wide parameters (:func:`with_section`) and the
-    stitcher's link radius. ``origin`` is the section's lowest corner.
+    (when None), the default segmenter's section-wide parameters (:func:`with_section`, on a
+    window of at most :data:`SECTION_SAMPLE_SPOTS` spots within) and the stitcher's link radius. ``origin`` is the section's lowest corner.
 
     Returns ``(cell_diameter, how it was found, segment_kwargs, link_radius)``.
     """
@@ -254,6 +256,7 @@ def prepare_section(
         method = "given"
     d = float(cell_diameter)
     if segmenter is None and "section" not in segment_kwargs and len(coords):
+        pick = pick[central_sample(coords[pick], SECTION_SAMPLE_SPOTS)]
         segment_kwargs = with_section(coords[pick], X[pick], segment_kwargs, cell_diameter=d,
                                       origin=np.asarray(origin, dtype=np.float64), random_state=random_state)
     radius = link_radius_of(coords[pick], d) if link_radius is None else float(link_radius)
