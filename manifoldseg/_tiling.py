@@ -274,7 +274,7 @@ def with_section(
     from .tl._segment import section_parameters
 
     names = ("scales", "n_components", "n_neighbors", "loadings", "background", "hysteresis", "contrast_scales",
-             "n_epochs", "target_edge", "negative_window", "embed_kwargs", "embed_method")
+             "n_epochs", "target_edge", "negative_window", "embed_kwargs", "embed_method", "background_kwargs")
     section = section_parameters(coords, X, cell_diameter=cell_diameter, origin=origin, random_state=random_state,
                                  **{k: segment_kwargs[k] for k in names if segment_kwargs.get(k) is not None})
     return {**segment_kwargs, "section": section}

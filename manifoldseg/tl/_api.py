@@ -376,6 +376,7 @@ def refine(
     """
     from ..pp._api import _prior
     from ._refine import confidence_array, refine_array
+    from ._segment import area_mass
 
     adata = adata.copy() if copy else _actual(adata)
     if candidates_key not in adata.obs or candidates_key not in adata.uns:
@@ -386,8 +387,8 @@ def refine(
     coords, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
     labels = refine_array(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
-        np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), counts, terms["eligible"],
-        cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key),
+        np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), area_mass(counts, terms), terms["eligible"],
+        cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key), core=terms["core"],
         random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms),
     )
     adata.obs[key_added] = labels

@@ -267,6 +267,27 @@ def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucl
     return seeds
 
 
+def unreached_seeds(graph, labels, eligible, mass, min_mass, level):
+    """One new seed (the highest ``level`` spot) per connected piece of unreached ``eligible`` spots
+    heavier than ``min_mass``."""
+    from .._kernels._refine import label_components
+
+    gap = eligible & (labels < 0)
+    if not gap.any():
+        return np.zeros(0, dtype=np.int64)
+    indptr, indices, _ = _csr(graph)
+    piece, n_pieces = label_components(indptr, indices, np.where(gap, 0, -1).astype(np.int64))
+    if n_pieces == 0:
+        return np.zeros(0, dtype=np.int64)
+    idx = np.nonzero(piece >= 0)[0]
+    pmass = np.bincount(piece[idx], weights=mass[idx], minlength=n_pieces)
+    order = idx[np.lexsort((-level[idx], piece[idx]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = piece[order][1:] != piece[order][:-1]
+    tops = order[first]
+    return np.sort(tops[pmass[piece[tops]] >= min_mass])
+
+
 def seed_scale(seeds: np.ndarray, mass: np.ndarray, candidates: np.ndarray, power: float) -> np.ndarray:
     """Per-seed cost multiplier: (median seed size / seed size) ** power, sizes as sqrt(mass).
 
@@ -315,6 +336,9 @@ def refine_array(
     nucleus: np.ndarray | None = None,
     feature_distance: float | None = None,
     random_state: int = 0,
+    reseed_rounds: int = 0,
+    reseed_fraction: float = 0.25,
+    core: np.ndarray | None = None,
 ) -> np.ndarray:
     """Refine cell candidates into cells (see module docstring). Returns labels 0..k-1, -1 = background.
 
@@ -327,6 +351,10 @@ def refine_array(
        (never joining two nucleated cells); neighbours that no density valley deeper than
        ``valley_depth`` separates are merged (up to ``merge_mass`` typical cells,
        :func:`merge_without_saddle`); cells heavier than ``max_fraction`` are split.
+       ``reseed_rounds`` > 0: before that, each connected piece of ``core`` (else eligible) spots
+       that no seed reached and heavier than ``reseed_fraction`` of a typical cell gets a seed at
+       its highest ``log_density`` spot and the flood is run again (faint cells whose density peak
+       did not stand out; off by default: it helps transcripts, hurts 2 um bins).
     4. Strays: a few rounds of growth along the graph into eligible unassigned spots; then holes
        are closed: any spot with at least ``fill_share`` of its edge weight in one cell joins it.
     """
@@ -338,7 +366,19 @@ def refine_array(
                        core_radius=core_radius * cell_diameter)
     ip, ix, cost = flood_costs(graph, distances, coords, alpha, feature_distance)
     scale = seed_scale(seeds, mass, candidates, size_weighting if nucleus is not None else 0.0)
-    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), max_radius * cell_diameter * (1.0 + alpha), scale)
+    reach = max_radius * cell_diameter * (1.0 + alpha)
+    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), reach, scale)
+    for _ in range(reseed_rounds):
+        # eligible spots no seed reached: a cell whose density peak did not stand out (faint cells)
+        extra = unreached_seeds(graph, labels, eligible if core is None else core, mass, reseed_fraction * typical_mass,
+                                log_density if log_density is not None else mass)
+        if len(extra) == 0:
+            break
+        next_id = int(seeds.max()) + 1 if (seeds >= 0).any() else 0
+        seeds = seeds.copy()
+        seeds[extra] = next_id + np.arange(len(extra))
+        scale = np.concatenate([scale, np.ones(len(extra))])
+        labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), reach, scale)
     labels = split_disconnected(graph, labels, mass, min_mass)
     labels = merge_fragments(graph, labels, mass, min_mass, max_mass, _nucleated(labels, nucleus))
     if log_density is not None and valley_depth > 0:
