@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ from scipy import sparse
 
 from ._constants import BACKGROUND, CONFIDENCE_SUFFIX
 from ._validate import InputError
+
+if TYPE_CHECKING:
+    from ._tiling import TileLayout
 
 logger = logging.getLogger("manifoldseg")
 
@@ -506,38 +509,6 @@ class SpotsStream:
 # --------------------------------------------------------------------------- pass 2: shards
 
 
-@dataclass(frozen=True)
-class _Grid:
-    """The routing grid: square buckets of ``side`` um from ``origin``."""
-
-    origin: tuple[float, float]
-    side: float
-    nx: int
-    ny: int
-
-    @classmethod
-    def over(cls, lo, hi, side: float) -> _Grid:
-        nx, ny = (max(1, math.ceil((b - a) / side - 1e-9)) for a, b in zip(lo, hi, strict=True))
-        return cls((float(lo[0]), float(lo[1])), float(side), int(nx), int(ny))
-
-    def index(self, xy: np.ndarray) -> np.ndarray:
-        ix = np.clip(np.floor((xy[:, 0] - self.origin[0]) / self.side), 0, self.nx - 1).astype(np.int64)
-        iy = np.clip(np.floor((xy[:, 1] - self.origin[1]) / self.side), 0, self.ny - 1).astype(np.int64)
-        return iy * self.nx + ix
-
-    def covering(self, box: tuple[float, float, float, float]) -> list[int]:
-        """Buckets that can hold a point of the closed box ``x0, y0, x1, y1``."""
-        x0, y0, x1, y1 = box
-
-        def span(a, b, o, n):
-            i0 = int(np.clip(math.floor((a - o) / self.side), 0, n - 1))
-            i1 = int(np.clip(math.floor((b - o) / self.side), 0, n - 1))
-            return range(i0, i1 + 1)
-
-        return [jy * self.nx + jx for jy in span(y0, y1, self.origin[1], self.ny)
-                for jx in span(x0, x1, self.origin[0], self.nx)]
-
-
 def _grid_side(n: int, lo, hi, tile_size: float | None) -> float:
     """Bucket side: the tile core when the tile size is known, else about BUCKET_SPOTS spots a bucket."""
     extent = np.maximum(np.asarray(hi) - np.asarray(lo), 1e-9)
@@ -562,7 +533,7 @@ class Shards:
     """Kept rows routed to bucket files, and what the driver keeps per spot."""
 
     folder: Path
-    grid: _Grid
+    grid: TileLayout  # the routing buckets: a layout without overlap
     dim: int
     n_genes: int
     has_prior: bool
@@ -604,12 +575,12 @@ def route(stream, folder: Path, *, tile_size: float | None) -> Shards:
     prior id, number of entries) and its ``.entries`` file the (gene, count) entries, in the same
     order. ``stream`` is a scanned :class:`TableStream` or :class:`SpotsStream`.
     """
-    from ._tiling import SCALE_SAMPLE_SPOTS
+    from ._tiling import SCALE_SAMPLE_SPOTS, TileLayout
 
     t0 = time.perf_counter()
     n = stream.n_kept
     n_genes = stream.n_genes
-    grid = _Grid.over(stream.lo, stream.hi, _grid_side(n, stream.lo, stream.hi, tile_size))
+    grid = TileLayout.from_bounds(stream.lo, stream.hi, _grid_side(n, stream.lo, stream.hi, tile_size), 0.0)
     dtype = _spot_dtype(stream.dim)
     edtype = _entry_dtype(stream.count_dtype)
     has_prior = stream.prior_column is not None
@@ -632,7 +603,7 @@ def route(stream, folder: Path, *, tile_size: float | None) -> Shards:
         rec["nnz"] = nnz
         ent = np.empty(len(ch.genes), dtype=edtype)
         ent["gene"], ent["count"] = ch.genes, ch.counts
-        bucket = grid.index(ch.coords)
+        bucket = grid.core_index(ch.coords)
         order = np.argsort(bucket, kind="stable")
         rec, ent = rec[order], ent[_entry_take(ch.indptr, order)]
         sb = np.concatenate([[0], np.flatnonzero(np.diff(bucket[order])) + 1, [m]])
@@ -657,7 +628,7 @@ def route(stream, folder: Path, *, tile_size: float | None) -> Shards:
     sc = np.concatenate([s[0] for s in samples])
     sX = sparse.vstack([s[1] for s in samples], format="csr")
     sp = np.concatenate([s[2] for s in samples]) if has_prior else None
-    logger.info("routed %d rows to %d buckets of %.0f um in %.1f s", n, grid.nx * grid.ny, grid.side,
+    logger.info("routed %d rows to %d buckets of %.0f um in %.1f s", n, grid.n_tiles, grid.tile_size,
                 time.perf_counter() - t0)
     return Shards(folder, grid, stream.dim, n_genes, has_prior, xy, counts, sc, sX, sp,
                   np.dtype(stream.count_dtype).str)

@@ -93,7 +93,12 @@ class TileLayout:
         xy = np.asarray(coords)[:, :2]
         lo = xy.min(axis=0) if len(xy) else np.zeros(2)
         hi = xy.max(axis=0) if len(xy) else np.zeros(2)
-        nx, ny = (max(1, math.ceil((b - a) / tile_size - 1e-9)) for a, b in zip(lo, hi, strict=True))
+        return cls.from_bounds(lo, hi, tile_size, overlap)
+
+    @classmethod
+    def from_bounds(cls, lo, hi, tile_size: float, overlap: float) -> TileLayout:
+        """The fewest cores of ``tile_size`` from ``lo`` that cover up to ``hi`` (x, y)."""
+        nx, ny = (max(1, math.ceil((b - a) / tile_size - 1e-9)) for a, b in zip(lo[:2], hi[:2], strict=True))
         # a point exactly on the upper edge falls into the last core (see core_index)
         return cls((float(lo[0]), float(lo[1])), float(tile_size), float(overlap), int(nx), int(ny))
 
@@ -107,6 +112,19 @@ class TileLayout:
         ix = np.clip(np.floor((xy[:, 0] - self.origin[0]) / self.tile_size), 0, self.nx - 1).astype(np.int64)
         iy = np.clip(np.floor((xy[:, 1] - self.origin[1]) / self.tile_size), 0, self.ny - 1).astype(np.int64)
         return iy * self.nx + ix
+
+    def covering(self, box: tuple[float, float, float, float]) -> list[int]:
+        """Cores that can hold a point of the closed box ``x0, y0, x1, y1`` (as :meth:`core_index`
+        assigns points, edge cores included)."""
+        x0, y0, x1, y1 = box
+
+        def span(a, b, o, n):
+            i0 = int(np.clip(math.floor((a - o) / self.tile_size), 0, n - 1))
+            i1 = int(np.clip(math.floor((b - o) / self.tile_size), 0, n - 1))
+            return range(i0, i1 + 1)
+
+        return [jy * self.nx + jx for jy in span(y0, y1, self.origin[1], self.ny)
+                for jx in span(x0, x1, self.origin[0], self.nx)]
 
     def tile(self, index: int) -> Tile:
         iy, ix = divmod(int(index), self.nx)
@@ -130,13 +148,7 @@ class TileIndex:
 
     def rows(self, tile: Tile) -> np.ndarray:
         """Sorted global row indices of the spots inside the tile (core plus overlap)."""
-        lay = self.layout
-        reach = max(1, math.ceil(lay.overlap / lay.tile_size))
-        parts = []
-        for jy in range(max(0, tile.iy - reach), min(lay.ny, tile.iy + reach + 1)):
-            for jx in range(max(0, tile.ix - reach), min(lay.nx, tile.ix + reach + 1)):
-                j = jy * lay.nx + jx
-                parts.append(self.order[self.bounds[j] : self.bounds[j + 1]])
+        parts = [self.order[self.bounds[j] : self.bounds[j + 1]] for j in self.layout.covering(tile.outer)]
         idx = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         xy = self.coords[idx, :2]
         x0, y0, x1, y1 = tile.outer

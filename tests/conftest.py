@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def data_dir() -> Path | None:
-    """The real datasets: $MANIFOLDSEG_DATA or ../shared/data beside the repository."""
-    env = os.environ.get("MANIFOLDSEG_DATA")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
-        if cand.is_dir():
-            return cand
-    return None
+from _real import data_dir  # noqa: E402  ($MANIFOLDSEG_DATA or ../shared/data), one lookup for tests and benchmarks
 
 
 @pytest.fixture(scope="session")

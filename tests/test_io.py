@@ -9,13 +9,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
@@ -26,18 +26,8 @@ from manifoldseg._validate import InputError, MissingFileError, MissingKeyError
 # ============================================================================ real data helpers
 
 
-def _data_dir() -> Path | None:
-    env = os.environ.get("MANIFOLDSEG_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
-
-
 def _real(rel: str) -> Path:
-    root = _data_dir()
+    root = data_dir()
     if root is None:
         pytest.skip("real data folder not found: set MANIFOLDSEG_DATA or place it at <repo>/../shared/data")
     path = root / rel

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from test_tiling import oracle  # the perfect local segmenter (true cells given as prior)
 
 import manifoldseg as ms
 from manifoldseg import _stream as S
@@ -18,17 +19,6 @@ from manifoldseg._validate import InputError
 from manifoldseg.cli import main
 
 CHUNK = 3000
-
-
-def oracle(coords, X, *, cell_diameter, prior, random_state, **kw):
-    """A perfect local segmenter: the true cells given as ``prior``, numbered by a permutation
-    drawn from the tile's seed (as in tests/test_tiling.py)."""
-    labels = np.full(len(coords), -1, dtype=np.int64)
-    inside = prior >= 0
-    ids, inv = np.unique(prior[inside], return_inverse=True)
-    perm = np.random.default_rng(random_state).permutation(len(ids))
-    labels[inside] = perm[inv]
-    return labels, np.where(inside, 0.9, 0.1).astype(np.float32)
 
 
 def failing(coords, X, *, cell_diameter, prior, random_state, **kw):

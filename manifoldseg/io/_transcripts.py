@@ -560,7 +560,6 @@ def _counts_of(sub: pd.DataFrame, plan: _ReadPlan) -> np.ndarray:
     return cnt.astype(np.float32)
 
 
-
 def read_transcripts(
     path: str | os.PathLike | pd.DataFrame,
     *,
