@@ -186,12 +186,14 @@ def candidates_array(
     )
 
 
-def section_parameters(
+def manifold_stages(
     coords: np.ndarray,
     X: sparse.csr_matrix,
+    counts: np.ndarray,
     *,
     cell_diameter: float,
-    origin: np.ndarray | None = None,
+    section: dict | None = None,
+    spot_ids: np.ndarray | None = None,
     scales: tuple[float, ...] = DEFAULT_SCALES,
     n_components: int = 10,
     n_neighbors: int | None = None,
@@ -206,6 +208,57 @@ def section_parameters(
     embed_method: str = "numba",
     background_kwargs: dict | None = None,
     random_state: int = 0,
+    tick=None,
+) -> dict:
+    """Steps 2-4 and the density terms: features, fused graph, layout and :func:`density_terms`.
+
+    The one chain of stages that both :func:`segment_array` and :func:`section_parameters` run, so
+    that the section-wide values a tile is given are measured exactly as the tile would measure
+    them. ``section`` (from :func:`section_parameters`) fixes the section-wide values; ``tick(name)``
+    is called after each stage (progress and timings).
+    """
+    sec = section or {}
+    tick = tick or (lambda name: None)
+    d = float(cell_diameter)
+    feats, _, finfo = neighborhood_features_array(
+        coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state,
+        loadings=sec.get("loadings") if loadings is None else loadings, block_stats=sec.get("block_stats"),
+        origin=sec.get("origin"),
+    )
+    tick("features")
+    if n_neighbors is None:
+        n_neighbors = sec.get("n_neighbors") or auto_neighbors(coords, d)
+    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors,
+                                           spatial_radius=sec.get("spatial_radius"), ids=spot_ids)
+    tick("graph")
+    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=sec.get("edge_length"),
+                        origin=sec.get("origin"))
+    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state,
+                      coords=coords, ids=spot_ids, negative_window=negative_window * d,
+                      origin=sec.get("origin"), **(embed_kwargs or {}))
+    tick("embed")
+    terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
+                          n_scales=len(scales), background=background, hysteresis=hysteresis,
+                          contrast_scales=contrast_scales, threshold=sec.get("threshold"),
+                          typical_mass=sec.get("typical_mass"), origin=sec.get("origin"),
+                          **(background_kwargs or {}))
+    if sec.get("bandwidth") is not None:
+        terms["bandwidth"] = float(sec["bandwidth"])
+    return {"features": feats, "features_info": finfo, "graph": graph, "distances": dist, "graph_info": ginfo,
+            "n_neighbors": n_neighbors, "embedding": emb, "terms": terms}
+
+
+def section_parameters(
+    coords: np.ndarray,
+    X: sparse.csr_matrix,
+    *,
+    cell_diameter: float,
+    origin: np.ndarray | None = None,
+    scales: tuple[float, ...] = DEFAULT_SCALES,
+    n_components: int = 10,
+    loadings: tuple[np.ndarray, np.ndarray] | None = None,
+    random_state: int = 0,
+    **stage_kwargs,
 ) -> dict:
     """Section-wide parameters, measured once (on a sample of the section) and given to every tile.
 
@@ -213,8 +266,9 @@ def section_parameters(
     the standardisation of the feature blocks, the graph's neighbour count and spatial radius, the
     median edge and origin of the layout's start, the embedding density's kernel width (from a
     layout of the sample), the background threshold, the typical cell mass and the median feature
-    distance of the flood costs. With them (and global spot ids) a tile
-    segments its interior as the whole section would.
+    distance of the flood costs. They are measured by the same :func:`manifold_stages` a tile runs
+    (``stage_kwargs`` go to it). With them (and global spot ids) a tile segments its interior as
+    the whole section would.
     """
     from ..pp._features import global_loadings
     from ._embed import median_edge
@@ -226,24 +280,16 @@ def section_parameters(
         loadings = global_loadings(coords, X, cell_diameter=d, scales=scales, n_components=n_components,
                                    random_state=random_state)
     origin = coords.min(axis=0) if origin is None else np.asarray(origin, dtype=np.float64)
-    feats, _, finfo = neighborhood_features_array(coords, X, cell_diameter=d, scales=scales,
-                                                  n_components=n_components, loadings=loadings, origin=origin)
-    k = auto_neighbors(coords, d) if n_neighbors is None else int(n_neighbors)
-    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=k)
-    terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
-                          n_scales=len(scales), background=background, hysteresis=hysteresis,
-                          contrast_scales=contrast_scales, origin=origin, **(background_kwargs or {}))
-    edge = median_edge(coords, graph)
-    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=edge, origin=origin)
-    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state, coords=coords,
-                      negative_window=negative_window * d, origin=origin, **(embed_kwargs or {}))
+    st = manifold_stages(coords, X, counts, cell_diameter=d, section={"loadings": loadings, "origin": origin},
+                         scales=scales, n_components=n_components, random_state=random_state, **stage_kwargs)
+    finfo, graph, dist, terms = st["features_info"], st["graph"], st["distances"], st["terms"]
     return {
         "loadings": loadings,
-        "bandwidth": embedding_bandwidth(emb, graph),
+        "bandwidth": embedding_bandwidth(st["embedding"], graph),
         "block_stats": (finfo["block_means"], finfo["block_scales"]),
-        "n_neighbors": k,
-        "spatial_radius": ginfo.get("spatial_radius_um"),
-        "edge_length": edge,
+        "n_neighbors": st["n_neighbors"],
+        "spatial_radius": st["graph_info"].get("spatial_radius_um"),
+        "edge_length": median_edge(coords, graph),
         "origin": origin,
         "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
         "typical_mass": terms["typical_mass"],
@@ -312,52 +358,38 @@ def segment_array(
 
     bar = tqdm(total=6, desc="manifoldseg", unit="stage", disable=not progress, leave=False)
 
-    def tick(name, start):
-        times[name] = round(time.perf_counter() - start, 3)
+    clock = [time.perf_counter()]
+
+    def tick(name):
+        now = time.perf_counter()
+        times[name] = round(now - clock[0], 3)
+        clock[0] = now
         bar.set_postfix_str(name)
         bar.update(1)
-        return time.perf_counter()
 
-    t = time.perf_counter()
     if cell_diameter is None:
         cell_diameter, method = estimate_diameter_array(coords, counts, prior)
         logger.info("estimated cell diameter: %.1f um (from %s)", cell_diameter, method)
     else:
         method = "given"
     d = float(cell_diameter)
-    t = tick("scale", t)
+    tick("scale")
     sec = section or {}
-    feats, _, finfo = neighborhood_features_array(
-        coords, X, cell_diameter=d, scales=scales, n_components=n_components, random_state=random_state,
-        loadings=sec.get("loadings") if loadings is None else loadings, block_stats=sec.get("block_stats"),
-        origin=sec.get("origin"),
+    st = manifold_stages(
+        coords, X, counts, cell_diameter=d, section=sec, spot_ids=spot_ids, scales=scales,
+        n_components=n_components, n_neighbors=n_neighbors, loadings=loadings, background=background,
+        hysteresis=hysteresis, contrast_scales=contrast_scales, n_epochs=n_epochs, target_edge=target_edge,
+        negative_window=negative_window, embed_kwargs=embed_kwargs, embed_method=embed_method,
+        background_kwargs=background_kwargs, random_state=random_state, tick=tick,
     )
-    t = tick("features", t)
-    if n_neighbors is None:
-        n_neighbors = sec.get("n_neighbors") or auto_neighbors(coords, d)
-    graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors,
-                                           spatial_radius=sec.get("spatial_radius"), ids=spot_ids)
-    t = tick("graph", t)
-    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=sec.get("edge_length"),
-                        origin=sec.get("origin"))
-    emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state,
-                      coords=coords, ids=spot_ids, negative_window=negative_window * d,
-                      origin=sec.get("origin"), **(embed_kwargs or {}))
-    t = tick("embed", t)
-
-    terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
-                          n_scales=len(scales), background=background, hysteresis=hysteresis,
-                          contrast_scales=contrast_scales, threshold=sec.get("threshold"),
-                          typical_mass=sec.get("typical_mass"), origin=sec.get("origin"),
-                          **(background_kwargs or {}))
-    if sec.get("bandwidth") is not None:
-        terms["bandwidth"] = float(sec["bandwidth"])
+    graph, dist, emb, terms = st["graph"], st["distances"], st["embedding"], st["terms"]
+    finfo, ginfo = st["features_info"], st["graph_info"]
     cand_mass, refine_mass = (counts if w == 0 else area_mass(counts, terms, mass_scale, mass_floor, w)
                               for w in area_weighting)
     cand, peaks = candidates_array(graph, emb, counts, terms, mass=cand_mass, persistence=persistence,
                                    max_merge=max_merge, min_fraction=min_fraction, density_mode=density_mode)
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
-    t = tick("cluster", t)
+    tick("cluster")
     labels = refine_array(
         graph, dist, coords, cand, peaks, refine_mass, eligible, cell_diameter=d, typical_mass=typical_mass,
         nucleus=prior, random_state=random_state, log_density=terms["log_density"], core=terms["core"],
@@ -366,7 +398,7 @@ def segment_array(
            **(refine_kwargs or {})},
     )
     conf = confidence_array(graph, labels)
-    t = tick("refine", t)
+    tick("refine")
     bar.close()
     info = {
         "cell_diameter": d,
