@@ -88,6 +88,25 @@ def test_grow_labels_and_agreement():
     assert agree.tolist() == [1.0, 1.0, 0.5, 0.5, 1.0]
 
 
+def test_flood_costs_ignore_zero_feature_distances():
+    """Spots sharing a smoothing pixel have identical features (distance stored as 1e-12); the
+    normalising median must skip them, else every other edge costs 1e12 x its length."""
+    from manifoldseg.tl._refine import flood_costs, typical_feature_distance
+
+    G = chain(6)
+    D = G.copy()
+    D.data[:] = 1e-12
+    D[2, 3] = D[3, 2] = 0.5
+    D[4, 5] = D[5, 4] = 1.5
+    assert typical_feature_distance(D) == 1.0  # median of 0.5, 0.5, 1.5, 1.5
+    coords = np.c_[np.arange(6, dtype=float), np.zeros(6)]
+    ip, ix, cost = flood_costs(G, D, coords, 2.0)
+    C = sparse.csr_matrix((cost, ix, ip), shape=(6, 6))
+    assert C[0, 1] == pytest.approx(1.0) and C[2, 3] == pytest.approx(2.0) and C[4, 5] == pytest.approx(4.0)
+    D.data[:] = 1e-12
+    assert typical_feature_distance(D) == 1.0  # none non-zero
+
+
 def test_refine_with_prior_orphans_and_reach():
     """With a nuclear prior, a candidate without a nucleus becomes a cell only when heavier than
     ``orphan_fraction`` typical cells, and a nucleus floods ``max_radius`` x d (0.45 by default)."""

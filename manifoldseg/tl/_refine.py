@@ -211,21 +211,31 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
     return labels
 
 
+def typical_feature_distance(distances: sparse.csr_matrix) -> float:
+    """Median of the graph's non-zero feature distances (1 when there are none).
+
+    Zero distances (stored as 1e-12) are left out: spots that share a smoothing pixel have identical
+    features, and with large cells (a coarse grid) they can be most edges, which made the median
+    1e-12 and every other edge cost 1e12 times its length (no flood beyond a pixel).
+    """
+    fd = distances.data
+    fd = fd[fd > 1e-9]
+    return float(np.median(fd)) if len(fd) else 1.0
+
+
 def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: np.ndarray, alpha: float,
                 feature_distance: float | None = None):
     """CSR pieces and per-edge flooding cost: spatial length x (1 + alpha x normalised feature distance).
 
-    Feature distances are normalised by ``feature_distance`` (default their median here).
+    Feature distances are normalised by ``feature_distance`` (default
+    :func:`typical_feature_distance` here).
     """
     D = distances.tocsr()
     D.sort_indices()
     rows = np.repeat(np.arange(D.shape[0]), np.diff(D.indptr))
     length = np.linalg.norm(coords[rows] - coords[D.indices], axis=1)
     fd = D.data.astype(np.float64)
-    if feature_distance is not None:
-        med = float(feature_distance)
-    else:
-        med = float(np.median(fd)) if len(fd) else 1.0
+    med = typical_feature_distance(D) if feature_distance is None else float(feature_distance)
     cost = length * (1.0 + alpha * fd / (med if med > 0 else 1.0))
     return D.indptr.astype(np.int64), D.indices.astype(np.int64), cost
 

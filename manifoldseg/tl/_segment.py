@@ -16,7 +16,7 @@ from ..pp._scale import estimate_diameter_array
 from ..pp._smooth import Grid, grid_pixel
 from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
 from ._embed import embed_array, spatial_init
-from ._refine import confidence_array, refine_array
+from ._refine import confidence_array, refine_array, typical_feature_distance
 
 logger = logging.getLogger("manifoldseg")
 
@@ -293,7 +293,7 @@ def section_parameters(
         "origin": origin,
         "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
         "typical_mass": terms["typical_mass"],
-        "feature_distance": float(np.median(dist.data)) if dist.nnz else None,
+        "feature_distance": typical_feature_distance(dist),
     }
 
 
