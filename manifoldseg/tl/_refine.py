@@ -340,7 +340,7 @@ def refine_array(
     alpha: float = 2.0,
     max_radius: float | None = None,
     grow_rounds: int = 3,
-    size_weighting: float = 0.5,
+    size_weighting: float = 0.25,
     log_density: np.ndarray | None = None,
     valley_depth: float = 0.15,
     nucleus: np.ndarray | None = None,
@@ -360,7 +360,10 @@ def refine_array(
     2. Flood: every eligible spot joins the seed it reaches at least cost along the fused graph
        (spatial length weighted by expression dissimilarity), within ``max_radius`` x the diameter
        (default 0.6 from a peak point, 0.45 from a nucleus, which already spans part of its cell):
-       a watershed whose boundaries fall where expression changes, or midway between seeds.
+       a watershed whose boundaries fall where expression changes, or midway between seeds. With
+       a prior, larger nuclei reach further (costs x (median size / size) ** ``size_weighting``;
+       0.25 gave simulated F1 0.943 / 0.963 / 0.965 in 2 um bins / 1 um bins / transcripts, 0.5
+       gave 0.931 / 0.967 / 0.966, means over 3 seeds).
     3. Connectivity: each cell keeps its heaviest connected piece; fragments lighter than
        ``min_fraction`` of a typical cell merge into the neighbour they share most edge weight with
        (never joining two nucleated cells); neighbours that no density valley deeper than
