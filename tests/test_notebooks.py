@@ -8,7 +8,6 @@ no error output.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -28,11 +27,11 @@ pytestmark = pytest.mark.slow
 
 
 def _real_data() -> Path | None:
-    env = os.environ.get("MANIFOLDSEG_DATA")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
-        if (cand / "cosmx_lung12_giotto" / "Lung12_tx_file.csv").is_file():
-            return cand
-    return None
+    """The shared data folder (the one lookup of ``benchmarks/_real.py``) when it holds the CosMx file."""
+    from _real import data_dir  # benchmarks/ is on sys.path (conftest)
+
+    d = data_dir()
+    return d if d is not None and (d / "cosmx_lung12_giotto" / "Lung12_tx_file.csv").is_file() else None
 
 
 def _kernel_or_skip() -> None:
