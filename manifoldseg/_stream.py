@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ from ._constants import BACKGROUND, CONFIDENCE_SUFFIX
 from ._validate import InputError
 
 if TYPE_CHECKING:
-    from ._tiling import TileLayout
+    from ._tiling import TiledResult, TileLayout
 
 logger = logging.getLogger("manifoldseg")
 
@@ -716,15 +716,6 @@ def _run_shard(payload, cell_diameter, segmenter, kwargs, numba_threads):
 # --------------------------------------------------------------------------- segmentation
 
 
-@dataclass
-class StreamResult:
-    """Labels and confidence per kept row (in file order) and the run's summary."""
-
-    labels: np.ndarray
-    confidence: np.ndarray
-    info: dict = field(default_factory=dict)
-
-
 def segment_stream(
     stream: TableStream,
     *,
@@ -739,16 +730,19 @@ def segment_stream(
     link_radius: float | None = None,
     tmp_dir: str | os.PathLike | None = None,
     **segment_kwargs,
-) -> StreamResult:
+) -> TiledResult:
     """Segment a scanned table tile by tile from shard files (passes 2 and 3 of :func:`segment_table`).
 
     Parameters are those of :func:`manifoldseg._tiling.segment_tiled`; ``tmp_dir`` is where the
-    shard folder is made (default: the system's temporary folder; workers must see it).
+    shard folder is made (default: the system's temporary folder; workers must see it). Returns the
+    same :class:`~manifoldseg._tiling.TiledResult`, one label and confidence per kept row in file
+    order.
     """
     from tqdm.auto import tqdm
 
     from ._tiling import (
         Stitcher,
+        TiledResult,
         TileLayout,
         _Runner,
         auto_tile_size,
@@ -834,13 +828,13 @@ def segment_stream(
         "n_dropped_low_qv": int(stream.n_low_qv),
         "chunk_rows": int(stream.chunk_rows),
     }
-    return StreamResult(labels, conf, info)
+    return TiledResult(labels, conf, info)
 
 
 # --------------------------------------------------------------------------- pass 4: output
 
 
-def _chunk_labels(stream: TableStream, result: StreamResult, start: int, n: int, k0: int):
+def _chunk_labels(stream: TableStream, result: TiledResult, start: int, n: int, k0: int):
     """Labels (-1 for dropped rows) and confidence (NaN for dropped rows) of input rows start..start+n-1."""
     keep = stream.mask.get(start, start + n)
     m = int(keep.sum())
@@ -871,7 +865,7 @@ def _csv_dtypes(stream: TableStream) -> dict[str, Any]:
 
 def write_labeled_stream(
     stream: TableStream,
-    result: StreamResult,
+    result: TiledResult,
     output: str | os.PathLike,
     *,
     label_column: str,
@@ -957,7 +951,7 @@ def write_labeled_stream(
 
 def write_h5ad_stream(
     stream: SpotsStream,
-    result: StreamResult,
+    result: TiledResult,
     output: str | os.PathLike,
     *,
     label_column: str,
