@@ -6,6 +6,9 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+#: feature distance stored for identical features, so that the sparse matrix keeps the edge
+ZERO_DISTANCE = 1e-12
+
 
 def spatial_knn(coords: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k nearest spatial neighbours of every spot (self excluded): distances and indices.
@@ -110,7 +113,7 @@ def fused_graph_array(
     w = np.exp(-(fdist - rho) / sigma) * np.exp(-((sdist / radius) ** 2))
     A = sparse.csr_matrix((w.ravel(), (rows.ravel(), cols.ravel())), shape=(n, n))
     conn = fuzzy_union(A).astype(np.float32)
-    D = sparse.csr_matrix((np.maximum(fdist.ravel(), 1e-12), (rows.ravel(), cols.ravel())), shape=(n, n))
+    D = sparse.csr_matrix((np.maximum(fdist.ravel(), ZERO_DISTANCE), (rows.ravel(), cols.ravel())), shape=(n, n))
     D = D.maximum(D.T).tocsr().astype(np.float32)
     info = {"n_neighbors": k, "n_candidates": n_candidates, "spatial_radius_um": radius}
     return conn, D, info

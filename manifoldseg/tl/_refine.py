@@ -214,12 +214,15 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
 def typical_feature_distance(distances: sparse.csr_matrix) -> float:
     """Median of the graph's non-zero feature distances (1 when there are none).
 
-    Zero distances (stored as 1e-12) are left out: spots that share a smoothing pixel have identical
-    features, and with large cells (a coarse grid) they can be most edges, which made the median
-    1e-12 and every other edge cost 1e12 times its length (no flood beyond a pixel).
+    Zero distances (stored as :data:`~manifoldseg.pp._graph.ZERO_DISTANCE`) are left out: spots
+    that share a smoothing pixel have identical features, and with large cells (a coarse grid) they
+    can be most edges, which made the median 1e-12 and every other edge cost 1e12 times its length
+    (no flood beyond a pixel).
     """
+    from ..pp._graph import ZERO_DISTANCE
+
     fd = distances.data
-    fd = fd[fd > 1e-9]
+    fd = fd[fd > 1e3 * ZERO_DISTANCE]  # well above the placeholder, whatever the float32 rounding
     return float(np.median(fd)) if len(fd) else 1.0
 
 
