@@ -304,16 +304,17 @@ def check_choice(value: Any, name: str, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def check_positive(value: Any, name: str, *, allow_none: bool = False) -> Any:
-    """Return ``value`` if it is a finite number > 0 (or None when ``allow_none``)."""
+def check_positive(value: Any, name: str, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
+    """Return ``value`` if it is a finite number > 0 (>= 0 when ``allow_zero``; None when ``allow_none``)."""
+    kind = "non-negative" if allow_zero else "positive"
     if value is None:
         if allow_none:
             return None
-        raise InputError(f"{name} must be a positive number, got None.")
+        raise InputError(f"{name} must be a {kind} number, got None.")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name} must be a positive number, got {value!r} ({type(value).__name__}).")
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(f"{name} must be a positive, finite number, got {value!r}.")
+        raise InputError(f"{name} must be a {kind} number, got {value!r} ({type(value).__name__}).")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise InputError(f"{name} must be a {kind}, finite number, got {value!r}.")
     return value
 
 

@@ -249,6 +249,13 @@ def test_segment_with_nuclear_prior(small_bins):
     pred = a.obs["cell_id"].to_numpy()
     assert ms.metrics.nuclear_consistency(nuc, pred) >= 0.9
     assert ms.metrics.merge_rate(nuc, pred) <= 0.05
+    assert a.uns["manifoldseg"]["params"]["prior_extent"] == 0.8
+    # prior_extent=0: cells keep only what RNA alone calls tissue, so less is assigned
+    b = ms.tl.segment(a, prior_key="nucleus", prior_extent=0.0, copy=True)
+    assert b.uns["manifoldseg"]["params"]["prior_extent"] == 0.0
+    assigned, assigned0 = (pred >= 0).mean(), (b.obs["cell_id"].to_numpy() >= 0).mean()
+    assert assigned0 < assigned - 0.01
+    assert ms.metrics.nuclear_consistency(nuc, b.obs["cell_id"].to_numpy()) >= 0.9
 
 
 def test_segment_transcripts(small_transcripts):
@@ -293,6 +300,8 @@ def test_segment_errors(small_bins):
         ms.tl.segment(small_bins, cell_diameter=-3.0)
     with pytest.raises(ValueError, match="embed_method"):
         ms.tl.segment(small_bins, embed_method="tsne")
+    with pytest.raises(ValueError, match="prior_extent must be a non-negative"):
+        ms.tl.segment(small_bins, prior_key="nucleus", prior_extent=-0.5)
     del small_bins.obsm["spatial"]
     with pytest.raises(KeyError, match="spatial"):
         ms.tl.segment(small_bins)

@@ -216,6 +216,9 @@ def test_check_positive_accepts():
     assert check_positive(0.5, "bin_size") == 0.5
     assert check_positive(np.float32(2), "bin_size") == 2
     assert check_positive(None, "bin_size", allow_none=True) is None
+    assert check_positive(0, "prior_extent", allow_zero=True) == 0
+    with pytest.raises(InputError, match=r"prior_extent must be a non-negative, finite number, got -0.1"):
+        check_positive(-0.1, "prior_extent", allow_zero=True)
 
 
 def test_check_obs_key():
