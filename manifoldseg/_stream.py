@@ -28,11 +28,17 @@ Same labels as the in-memory path (``read_transcripts`` + ``segment_tiled``) for
 tile size: both learn the section-wide parameters on the same central window
 (:func:`manifoldseg._tiling.prepare_section`).
 
-Memory: per spot the driver keeps the coordinates (float64 x, y), the counts, one kept bit and
-the stitcher's arrays (about 60 bytes per spot, no genes); a worker holds one tile; the section
-parameters are learnt on at most about 300,000 spots. Workers must see the shard folder
-(``tmp_dir``, by default the system's temporary folder, ``$TMPDIR``): on a cluster of several
-machines, put it on a shared file system. Shards take about 45 bytes per row on disk.
+Memory: per spot the driver keeps the coordinates (float64 x, y: 16 bytes), the total counts
+(float32 for float counts, whose sums are exact in float32: 4 bytes), one kept bit and the
+stitcher's arrays (20 bytes), then the int64 labels (8 bytes, while the stitcher frees 8 of its
+own) and no genes: at most about 48 bytes per spot of arrays. Measured with
+``benchmarks/memory.py --io-only`` (a trivial segmenter, one process), the driver's peak resident
+memory grows by about 35 bytes per transcript (0.43 GB at 2M transcripts, 0.64 GB at 8M, Python
+and its libraries included); readers and writers hold one chunk of ``chunk_rows`` rows. A worker
+holds one tile; the section parameters are learnt on at most about 300,000 spots. Workers must
+see the shard folder (``tmp_dir``, by default the system's temporary folder, ``$TMPDIR``): on a
+cluster of several machines, put it on a shared file system. Shards take about 45 bytes per row
+on disk.
 """
 
 from __future__ import annotations
@@ -231,7 +237,9 @@ class TableStream:
 
         cats = [c for c in self.plan.categorical if columns is None or c in columns] if dictionary else None
         try:
-            pf = pq.ParquetFile(self.path, read_dictionary=cats)
+            # pre_buffer=False: pyarrow's pre-buffering reads ahead and keeps the column chunks of every row
+            # group still to come, which holds most of the compressed file in memory during each pass
+            pf = pq.ParquetFile(self.path, read_dictionary=cats, pre_buffer=False)
             for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=columns):
                 self.max_rows_read = max(self.max_rows_read, batch.num_rows)
                 yield batch
@@ -538,7 +546,7 @@ class Shards:
     n_genes: int
     has_prior: bool
     xy: np.ndarray  # (n_kept, 2) float64
-    counts: np.ndarray  # (n_kept,) float64
+    counts: np.ndarray  # (n_kept,) float32 for float counts (their sums are float32), else float64
     sample_coords: np.ndarray  # the central window
     sample_X: sparse.csr_matrix
     sample_prior: np.ndarray | None
@@ -564,6 +572,12 @@ class _Kept:
     prior: np.ndarray | None
 
 
+def _sum_dtype(count_dtype) -> np.dtype:
+    """The dtype that holds a row's total count exactly: scipy sums float32 counts in float32 (so
+    float32 loses nothing and halves the driver's per-spot counts), integers in int64 (float64)."""
+    return np.dtype(np.float32) if np.dtype(count_dtype) == np.float32 else np.dtype(np.float64)
+
+
 def _entry_dtype(count_dtype) -> np.dtype:
     return np.dtype([("gene", "<i4"), ("count", np.dtype(count_dtype).newbyteorder("<"))])
 
@@ -585,7 +599,7 @@ def route(stream, folder: Path, *, tile_size: float | None) -> Shards:
     edtype = _entry_dtype(stream.count_dtype)
     has_prior = stream.prior_column is not None
     xy = np.empty((n, 2), dtype=np.float64)
-    counts = np.empty(n, dtype=np.float64)
+    counts = np.empty(n, dtype=_sum_dtype(stream.count_dtype))
     window = _central_window(stream.lo, stream.hi, n, SCALE_SAMPLE_SPOTS)
     samples: list[tuple[np.ndarray, sparse.csr_matrix, np.ndarray | None]] = []
     k0 = 0
@@ -804,6 +818,9 @@ def segment_stream(
                 bar.update(1)
             kind = runner.kind
         labels, conf, sinfo = stitcher.finish()
+        # the coordinates and counts per spot are no longer needed: free them before the output is written
+        del stitcher
+        shards.xy = shards.counts = None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     info = {

@@ -58,6 +58,8 @@ MIN_TILE = 3.0
 SCALE_SAMPLE_SPOTS = 300_000
 #: spots (a central window within that one) on which the section-wide parameters are learnt
 SECTION_SAMPLE_SPOTS = 150_000
+#: :meth:`Stitcher.finish` works on the spots in blocks of this many (its temporaries stay this size)
+STITCH_BLOCK = 1 << 20
 
 _LOCAL_SCHEDULERS = ("synchronous", "sync", "single-threaded", "threads")
 #: how long to wait for an existing Dask scheduler before giving up
@@ -378,28 +380,40 @@ class Stitcher:
     Parameters
     ----------
     coords
-        All spot coordinates (n, 2 or 3); only x, y are used.
+        All spot coordinates (n, 2 or 3); only x, y are used (a view, not copied).
     counts
-        Counts per spot (centroid weights).
+        Counts per spot (centroid weights). Kept as given when float32 or float64 (not copied):
+        the streamed path passes float32 sums of float32 counts, which are exact.
     layout
         The tile layout (defines the cores).
     link_radius
         Two spots of one cell closer than this are connected (for the connectivity check).
+
+    Notes
+    -----
+    Memory: besides ``coords`` and ``counts``, 20 bytes per spot (the claiming cell's index within
+    its tile, its tile, its size, the distance to its centroid, the confidence), and 8 more (the
+    int64 labels) while :meth:`finish` runs. :meth:`finish` ends the stitcher: it frees the arrays
+    it no longer needs.
     """
 
     def __init__(self, coords: np.ndarray, counts: np.ndarray, layout: TileLayout, link_radius: float):
         n = len(coords)
         self.xy = np.asarray(coords)[:, :2]
-        self.counts = np.asarray(counts, dtype=np.float64)
+        counts = np.asarray(counts)
+        self.counts = counts if counts.dtype in (np.float32, np.float64) else counts.astype(np.float64)
         self.layout = layout
         self.link_radius = float(link_radius)
-        self.cell = np.full(n, -1, dtype=np.int64)  # provisional id: tile << 32 | local label
+        # the provisional id of a spot's cell is (claim_tile, cell): its tile and its rank among the tile's
+        # labels; ranks are ordered as the labels, so (tile, rank) numbers cells as (tile, label) does, in
+        # half the bytes of one int64 (tile << 32 | label)
+        self.cell = np.full(n, -1, dtype=np.int32)
         self.confidence = np.zeros(n, dtype=np.float32)
         self.dist = np.full(n, np.inf, dtype=np.float32)  # distance to the claiming cell's centroid
         self.size = np.zeros(n, dtype=np.int32)  # the claiming cell's size
         self.claim_tile = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
-        self.spot_core = layout.core_index(self.xy)
-        self.kept_sizes: dict[int, int] = {}
+        # per tile: the size of each of its labels (rank order) if the tile keeps that cell, else 0
+        self.kept_sizes: dict[int, np.ndarray] = {}
         self.n_conflicts = 0
         self.n_dropped_cells = 0
         self.n_tiles_done = 0
@@ -410,15 +424,16 @@ class Stitcher:
         rows = np.asarray(rows, dtype=np.int64)
         labels = np.asarray(labels, dtype=np.int64)
         confidence = np.asarray(confidence, dtype=np.float32)
-        # background confidence: from the tile whose core holds the spot, unless a cell claims it
-        mine = (self.spot_core[rows] == tile.index) & (self.cell[rows] < 0)
+        # background confidence: from the tile whose core holds the spot, unless a cell claims it (the core is
+        # found here, per tile, rather than kept for every spot of the section)
+        mine = (self.layout.core_index(self.xy[rows]) == tile.index) & (self.cell[rows] < 0)
         self.confidence[rows[mine]] = confidence[mine]
         cellular = labels >= 0
         if not cellular.any():
             return
         r, lab = rows[cellular], labels[cellular]
         ids, inv = np.unique(lab, return_inverse=True)
-        w = np.maximum(self.counts[r], 1e-12)
+        w = np.maximum(self.counts[r].astype(np.float64), 1e-12)
         wsum = np.bincount(inv, weights=w)
         cen = np.stack([np.bincount(inv, weights=w * self.xy[r, j]) for j in range(2)], axis=1) / wsum[:, None]
         sizes = np.bincount(inv).astype(np.int64)
@@ -433,31 +448,53 @@ class Stitcher:
         wins = (d < old_d) | ((d == old_d) & ((size > old_s) | ((size == old_s) & (tile.index < old_t))))
         self.n_conflicts += int((self.cell[r] >= 0).sum())
         r, inv_k, d, size, conf_k = r[wins], inv_k[wins], d[wins], size[wins], conf_k[wins]
-        self.cell[r] = (np.int64(tile.index) << 32) | ids[inv_k]
+        self.cell[r] = inv_k
         self.dist[r] = d
         self.size[r] = size
         self.claim_tile[r] = tile.index
         self.confidence[r] = conf_k
-        for j in np.flatnonzero(keep_cell):
-            self.kept_sizes[(tile.index << 32) | int(ids[j])] = int(sizes[j])
+        self.kept_sizes[tile.index] = np.where(keep_cell, sizes, 0)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Global labels (0..k-1 by tile, then local label; -1 background), confidence, summary."""
+        """Global labels (0..k-1 by tile, then local label; -1 background), confidence, summary.
+
+        Runs over the spots in blocks of :data:`STITCH_BLOCK`, so that its temporaries do not grow
+        with the section; the result is one int64 label array.
+        """
         from scipy.spatial import cKDTree
 
-        assigned = self.cell >= 0
-        prov, inv = np.unique(self.cell[assigned], return_inverse=True)
-        final_size = np.bincount(inv, minlength=len(prov))
-        kept = np.array([self.kept_sizes.get(int(p), 0) for p in prov], dtype=np.int64)
-        labels = np.full(len(self.cell), -1, dtype=np.int64)
-        labels[assigned] = inv
+        n = len(self.cell)
+        # the claims are settled: free what only resolved them
+        self.dist = self.size = None
+        # provisional cells: every label of every tile, numbered by (tile, rank of the label in its tile)
+        tiles = sorted(self.kept_sizes)
+        n_ids = np.zeros(self.layout.n_tiles, dtype=np.int64)
+        n_ids[tiles] = [len(self.kept_sizes[t]) for t in tiles]
+        first = np.concatenate([[0], np.cumsum(n_ids)[:-1]]) if len(n_ids) else n_ids
+        kept = np.concatenate([self.kept_sizes[t] for t in tiles]) if tiles else np.zeros(0, np.int64)
+        n_prov = len(kept)
+        labels = np.full(n, -1, dtype=np.int64)
+        final_size = np.zeros(n_prov, dtype=np.int64)
+        for a in range(0, n, STITCH_BLOCK):
+            b = min(a + STITCH_BLOCK, n)
+            cell = self.cell[a:b]
+            on = np.flatnonzero(cell >= 0)
+            lab = first[self.claim_tile[a:b][on]] + cell[on]
+            labels[a + on] = lab
+            final_size += np.bincount(lab, minlength=n_prov)
+        self.cell = self.claim_tile = None
         # cells that lost spots to a conflict: keep their largest connected piece
         n_pieces = 0
-        rows_assigned = np.flatnonzero(assigned)
-        order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(prov) + 1))
-        for c in np.flatnonzero(final_size < kept):
-            rows = rows_assigned[order[bounds[c] : bounds[c + 1]]]
+        cut = np.zeros(n_prov + 1, dtype=bool)  # the last entry stands for label -1
+        cut[np.flatnonzero(final_size < kept)] = True
+        rows_cut = np.concatenate([a + np.flatnonzero(cut[labels[a : a + STITCH_BLOCK]])
+                                   for a in range(0, n, STITCH_BLOCK)]) if n else np.zeros(0, np.int64)
+        # rows of one cell together, in row order within a cell (as they come in the section)
+        order = np.argsort(labels[rows_cut], kind="stable")
+        rows_cut = rows_cut[order]
+        lab_cut = labels[rows_cut]
+        bounds = np.flatnonzero(np.diff(lab_cut)) + 1
+        for rows in np.split(rows_cut, bounds) if len(rows_cut) else []:
             if len(rows) < 2:
                 continue
             pairs = cKDTree(self.xy[rows]).query_pairs(self.link_radius, output_type="ndarray")
@@ -468,13 +505,19 @@ class Stitcher:
                 labels[rows[comp != big]] = -1
                 n_pieces += k - 1
         # renumber (cells may have vanished entirely) keeping the (tile, local label) order
-        ids = np.unique(labels[labels >= 0])
-        remap = np.full(len(prov), -1, dtype=np.int64)
+        present = np.zeros(n_prov, dtype=np.int64)
+        for a in range(0, n, STITCH_BLOCK):
+            lab = labels[a : a + STITCH_BLOCK]
+            present += np.bincount(lab[lab >= 0], minlength=n_prov)
+        ids = np.flatnonzero(present)
+        remap = np.full(n_prov + 1, -1, dtype=np.int64)  # remap[-1] = -1: background stays background
         remap[ids] = np.arange(len(ids))
-        labels[labels >= 0] = remap[labels[labels >= 0]]
+        for a in range(0, n, STITCH_BLOCK):
+            labels[a : a + STITCH_BLOCK] = remap[labels[a : a + STITCH_BLOCK]]
+        n_assigned = int(present.sum())
         info = {
             "n_cells": int(len(ids)),
-            "assigned_fraction": float((labels >= 0).mean()) if len(labels) else 0.0,
+            "assigned_fraction": float(n_assigned / n) if n else 0.0,
             "n_conflict_spots": int(self.n_conflicts),
             "n_cells_left_to_neighbours": int(self.n_dropped_cells),
             "n_detached_pieces": int(n_pieces),

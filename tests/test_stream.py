@@ -337,3 +337,35 @@ def test_command_line_streams_large_h5ad(spots_file, tmp_path, monkeypatch, caps
     code = main(["segment", str(path), "-o", str(tmp_path / "bad.h5ad"), "--tile-size", "60", "--prior-key", "nope",
                  "--scheduler", "synchronous", "-q"])
     assert code == 1 and "nope" in capsys.readouterr().err and list(tmp_path.iterdir()) == [out]
+
+
+def test_driver_arrays_are_narrow_and_labels_unchanged(tables, tmp_path, monkeypatch):
+    # what the driver keeps per spot: float64 x, y and float32 counts (exact: float32 counts sum in float32);
+    # Parquet is read without pre-buffering (which keeps the rest of the file in memory); the stitcher
+    # finished in small blocks gives the in-memory path's labels
+    d, _ = tables
+    read = []
+    parquet_file, iter_batches = pq.ParquetFile.__init__, pq.ParquetFile.iter_batches
+
+    def spy_open(self, *a, **kw):
+        self.spy_pre_buffer = kw.get("pre_buffer", True)
+        parquet_file(self, *a, **kw)
+
+    def spy_batches(self, *a, **kw):
+        read.append(self.spy_pre_buffer)
+        return iter_batches(self, *a, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "__init__", spy_open)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy_batches)
+    stream = S.TableStream(d / "tx.parquet", chunk_rows=CHUNK).scan()
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    shards = S.route(stream, folder, tile_size=50.0)
+    assert shards.xy.dtype == np.float64 and shards.counts.dtype == np.float32
+    assert len(shards.counts) == stream.n_kept and (shards.counts == 1).all()  # one transcript a row
+    assert len(read) == 2 and not any(read)  # scan and route
+    res, _ = in_memory(d / "tx.parquet", **ORACLE)
+    monkeypatch.setattr(T, "STITCH_BLOCK", 1000)
+    info = S.segment_table(d / "tx.parquet", tmp_path / "o.parquet", chunk_rows=CHUNK, prior_column="true_cell",
+                           scheduler="synchronous", progress=False, **ORACLE)
+    assert np.array_equal(info["labels"], res.labels) and info["n_cells"] == res.info["n_cells"]

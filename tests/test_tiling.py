@@ -134,13 +134,23 @@ def test_stitch_conflicts_ownership_and_numbering_exact():
         assert conf[0] == 0.25 and conf[19] == 0.75
 
 
-def test_stitch_keeps_one_piece_of_a_cell_cut_by_a_conflict():
-    # tile 1's cell claims the middle of tile 0's cell: tile 0's cell keeps its larger side only
+@pytest.mark.parametrize(("block", "label0"), [(None, 0), (3, 10**12)])
+def test_stitch_keeps_one_piece_of_a_cell_cut_by_a_conflict(monkeypatch, block, label0):
+    # tile 1's cell claims the middle of tile 0's cell: tile 0's cell keeps its larger side only;
+    # the same when finish() runs in blocks of 3 spots and a local label does not fit in 32 bits
+    if block is not None:
+        monkeypatch.setattr(T, "STITCH_BLOCK", block)
     xy = np.stack([np.arange(20.0), np.zeros(20)], 1)
+    counts = np.ones(20, np.float32)
     lay = T.TileLayout((0.0, 0.0), 10.0, 10.0, 2, 1)
-    st = T.Stitcher(xy, np.ones(20), lay, link_radius=1.5)
+    st = T.Stitcher(xy, counts, lay, link_radius=1.5)
+    # besides the coordinates and counts it was given (not copied), five 4-byte arrays per spot
+    assert st.counts is counts and np.shares_memory(st.xy, xy)
+    per_spot = {k: v for k, v in vars(st).items() if isinstance(v, np.ndarray) and k not in ("xy", "counts")}
+    assert sorted(per_spot) == ["cell", "claim_tile", "confidence", "dist", "size"]
+    assert all(v.shape == (20,) and v.itemsize == 4 for v in per_spot.values())
     lab0 = np.full(20, -1)
-    lab0[0:14] = 0  # centroid 6.5, core 0; reaches x = 13
+    lab0[0:14] = label0  # centroid 6.5, core 0; reaches x = 13
     lab1 = np.full(20, -1)
     lab1[9:12] = 5  # a small cell centred at 10 (core 1)
     st.add(lay.tile(0), np.arange(20), lab0, np.ones(20, np.float32))
@@ -150,8 +160,8 @@ def test_stitch_keeps_one_piece_of_a_cell_cut_by_a_conflict():
     expected = np.full(20, -1)
     expected[0:9] = 0
     expected[9:12] = 1
-    assert np.array_equal(labels, expected)
-    assert info["n_detached_pieces"] == 1
+    assert labels.dtype == np.int64 and np.array_equal(labels, expected)
+    assert info["n_detached_pieces"] == 1 and info["n_cells"] == 2 and info["assigned_fraction"] == 12 / 20
 
 
 def test_tiled_oracle_reproduces_the_cells_exactly(tissue):
@@ -254,3 +264,4 @@ def test_segment_wrapper_tiles(small_bins):
     assert lab.max() + 1 == summ["n_cells"] > 10
     assert "X_manifold" not in small_bins.obsm
     assert small_bins.uns["manifoldseg"]["params"]["tile_size"] == 40.0
+
