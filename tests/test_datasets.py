@@ -285,6 +285,34 @@ def test_markers_enriched(tx):
         assert score[types == t].mean() > 5 * score[types != t].mean()
 
 
+def test_false_positives_spread_over_the_panel(tx):
+    """``false_positive_fraction`` redraws that share of genes evenly over the panel, in cells and
+    outside, and leaves positions and truth alone; at 0 the tissue of a seed is unchanged."""
+    kw = {"mode": "transcripts", "width": SIZE, "height": SIZE, "random_state": SEED}
+    same = ms.datasets.simulate(false_positive_fraction=0.0, **kw)
+    np.testing.assert_array_equal(same.X.indices, tx.X.indices)
+    noisy = ms.datasets.simulate(false_positive_fraction=0.5, **kw)
+    np.testing.assert_array_equal(noisy.obsm["spatial"], tx.obsm["spatial"])
+    np.testing.assert_array_equal(noisy.obs["true_cell"].to_numpy(), tx.obs["true_cell"].to_numpy())
+    changed = noisy.X.indices != tx.X.indices
+    # half are redrawn, and a redraw hits the same gene 1 time in 500
+    assert abs(changed.mean() - 0.5 * (1 - 1 / tx.n_vars)) < 0.01
+    # the redrawn genes are even over the panel (chi-square, 499 degrees of freedom)
+    k = np.bincount(noisy.X.indices[changed], minlength=tx.n_vars)
+    chi2 = ((k - k.mean()) ** 2 / k.mean()).sum()
+    assert chi2 < tx.n_vars + 4 * np.sqrt(2 * tx.n_vars)
+    # markers are diluted: their share in their own type's cells falls by about half the excess
+    def own_marker_share(a):
+        sim, cell = a.uns["simulation"], a.obs["true_cell"].to_numpy()
+        types = np.array(sim["cells"]["type"])
+        own = [a.var_names.get_indexer(sim["markers"][types[c]]) for c in range(sim["n_cells"])]
+        hits = [np.isin(a.X.indices[cell == c], own[c]).mean() for c in range(sim["n_cells"]) if (cell == c).sum() > 20]
+        return float(np.mean(hits))
+    clean, diluted = own_marker_share(tx), own_marker_share(noisy)
+    uniform = tx.uns["simulation"]["params"]["markers_per_type"] / tx.n_vars
+    assert diluted == pytest.approx(0.5 * clean + 0.5 * uniform, abs=0.02)
+
+
 # --------------------------------------------------------------------------- 3D, round trip
 
 
@@ -338,6 +366,7 @@ def test_no_gaps_and_no_background():
         ({"n_genes": 20, "markers_per_type": 10}, "markers_per_type"),
         ({"markers_per_type": 0}, "marker_fraction"),
         ({"background_fraction": 1.0}, "background_fraction="),
+        ({"false_positive_fraction": 1.2}, "false_positive_fraction="),
         ({"gap_fraction": -0.1}, "gap_fraction="),
         ({"diffusion": -1.0}, "diffusion="),
         ({"elongation": float("inf")}, "elongation="),

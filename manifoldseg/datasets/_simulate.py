@@ -78,6 +78,7 @@ def simulate(
     library_size_sd: float = 0.5,
     cell_variability: float = 0.3,
     background_fraction: float = 0.2,
+    false_positive_fraction: float = 0.0,
     diffusion: float = 0.6,
     cell_diameter: tuple[float, float] = (7.0, 18.0),
     elongation: float = 0.3,
@@ -123,6 +124,12 @@ def simulate(
     background_fraction
         Share of all transcripts that are ambient background outside cells (real: CosMx 21-31%,
         MERSCOPE about 60%).
+    false_positive_fraction
+        Share of transcripts, in cells and outside, whose gene is a decoding false positive drawn
+        evenly over the panel (where the transcript lies is kept). From the negative probes, CosMx
+        Lung12 has about 45% of the counts in cells and 65% outside (6.4 reads per negative probe
+        against 12.9 per gene); MERSCOPE's blanks imply about 2%. 0 (the default) draws nothing,
+        so the tissue for a seed is unchanged.
     diffusion
         Standard deviation (um) of the Gaussian displacement of each transcript from where it
         was made.
@@ -192,6 +199,7 @@ def simulate(
         library_size_sd=library_size_sd,
         cell_variability=cell_variability,
         background_fraction=background_fraction,
+        false_positive_fraction=false_positive_fraction,
         diffusion=diffusion,
         cell_diameter=cell_diameter,
         elongation=elongation,
@@ -305,6 +313,7 @@ def _check_params(**p) -> dict:
         non_negative(name)
     fraction("marker_fraction")
     fraction("background_fraction", hi_open=True)
+    fraction("false_positive_fraction")
     fraction("gap_fraction", hi_open=True)
     integer("n_types", 1)
     integer("n_genes", 1)
@@ -625,6 +634,11 @@ def _transcripts(rng, geo, nuc, types, profiles, p) -> dict:
     cell = np.concatenate([cell, np.full(n_bg, BACKGROUND, dtype=np.int64)])
     genes = np.concatenate([genes, bg_genes]).astype(np.int64)
     n = px.size
+    if p["false_positive_fraction"] > 0:  # decoding errors: any gene, wherever a transcript lies
+        # from a child generator: the parent's stream (positions, order) stays that of the seed
+        fp_rng = rng.spawn(1)[0]
+        wrong = fp_rng.random(n) < p["false_positive_fraction"]
+        genes[wrong] = fp_rng.integers(0, profiles.shape[1], int(wrong.sum()))
     iy, ix = np.divmod(px, nx)
     sigma = p["diffusion"]
     x = (ix + rng.random(n)) * res + rng.normal(0.0, sigma, n)
