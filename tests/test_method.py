@@ -107,6 +107,45 @@ def test_flood_costs_ignore_zero_feature_distances():
     assert typical_feature_distance(D) == 1.0  # none non-zero
 
 
+def test_background_threshold_weights_and_cap():
+    from manifoldseg.pp._background import background_threshold
+
+    rng = np.random.default_rng(0)
+    # 1000 background spots around log density -2, 3000 cell spots around 0
+    x = np.r_[rng.normal(-2.0, 0.3, 1000), rng.normal(0.0, 0.3, 3000)]
+    ones = np.ones_like(x)
+    t = background_threshold(x, ones)
+    assert -1.5 < t < -0.5
+    # weighing the background spots up (they cover more area each) moves Otsu, not the classes apart
+    heavy = np.r_[np.full(1000, 5.0), np.ones(3000)]
+    assert -1.5 < background_threshold(x, heavy) < -0.5
+    # the cap: at most 0.85 x the median density, whatever the weights
+    y = np.r_[rng.normal(-2.0, 0.3, 3000), rng.normal(0.0, 0.3, 1000)]
+    assert background_threshold(y, ones) <= np.median(y) + np.log(0.85) + 1e-9
+    # no two classes (ratio of means < 1.5): a fifth of the median density
+    z = rng.normal(0.0, 0.05, 2000)
+    assert background_threshold(z, np.ones_like(z)) == pytest.approx(np.median(z) + np.log(0.2))
+
+
+def test_background_threshold_does_not_depend_on_sampling():
+    """One tissue as transcripts (dense places sampled more often) and as 1 um bins: per area the
+    background thresholds agree; per spot they differed by about 0.17 (log units)."""
+    from manifoldseg._validate import check_adata
+    from manifoldseg.pp._background import background_threshold
+    from manifoldseg.tl._segment import manifold_stages
+
+    thr, per_spot = {}, {}
+    for mode in ("bins", "transcripts"):
+        a = ms.datasets.simulate(mode=mode, width=100.0, height=100.0, random_state=0)
+        coords, X = check_adata(a)
+        counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+        terms = manifold_stages(coords, X, counts, cell_diameter=11.0)["terms"]
+        thr[mode] = terms["threshold"]
+        per_spot[mode] = background_threshold(terms["score"], np.ones_like(counts))
+    assert abs(thr["transcripts"] - thr["bins"]) < 0.05
+    assert per_spot["transcripts"] - per_spot["bins"] > 0.1  # what the area weights correct
+
+
 def test_refine_with_prior_orphans_and_reach():
     """With a nuclear prior, a candidate without a nucleus becomes a cell only when heavier than
     ``orphan_fraction`` typical cells, and a nucleus floods ``max_radius`` x d (0.45 by default)."""

@@ -10,7 +10,9 @@ def background_threshold(log_density: np.ndarray, weights: np.ndarray, *, min_ra
 
     When the two classes are not separated by at least ``min_ratio`` (ratio of their mean
     densities), the data are taken to hold no clear background and the threshold falls to a
-    fifth of the median density.
+    fifth of the median density. ``weights`` weigh the histogram (a spot's area, so that the
+    threshold does not depend on how the tissue was sampled); the threshold is at most 0.85 of the
+    median density over the spots (unweighted).
     """
     lo, hi = np.quantile(log_density, [0.001, 0.999])
     if not np.isfinite(lo) or hi <= lo:

@@ -85,7 +85,12 @@ def density_terms(
       log distance of the local composition from the tissue's average (ambient RNA is a mixture of
       all cells; a cell's composition is its type's), the composition taken from feature block
       ``spec_block`` (2: sigma d/4, about a cell's own transcripts; block 1, sigma d/8, is too
-      noisy for faint cells and 2 um bins). Threshold: weighted Otsu (:func:`background_threshold`).
+      noisy for faint cells and 2 um bins). Threshold: Otsu (:func:`background_threshold`) with
+      each spot weighted by its share of the area (1 / local spot density): transcripts sample
+      dense places more often than sparse ones and bins do not, and per spot the threshold on one
+      tissue was 0.17 higher as transcripts than as 1 um bins; per area the two agree (simulated
+      transcripts: in-cell assigned 0.89 -> 0.92; CosMx: F1 0.565 / 0.582 -> 0.602 / 0.585,
+      nuclei kept whole 0.45 -> 0.55 / 0.53).
       Hysteresis: cells are seeded above the threshold (``core``) and may extend ``hysteresis``
       below it (``eligible``); ``score`` is kept.
     - Typical cell mass: median density at sigma d/8 in cells times the area of a disc of diameter d
@@ -110,7 +115,8 @@ def density_terms(
     if not background:
         thr = -np.inf
     elif threshold is None:
-        thr = background_threshold(bg_score, np.ones_like(counts))
+        spot_density = grid.smooth(np.ones_like(counts), d / 4.0)  # spots per um2
+        thr = background_threshold(bg_score, 1.0 / np.maximum(spot_density, 1e-9))
     else:
         thr = float(threshold)
     core = bg_score >= thr
