@@ -618,9 +618,8 @@ def _segment_streamed(args, inp: Path, out_table: str | None, outputs, key: str,
                              "output": str(args.output), "version": __version__,
                              "date": time.strftime("%Y-%m-%d %H:%M:%S")}}
     seg = inspect.signature(ms.tl.segment).parameters
-    defaults = {k: seg[k].default for k in ("n_neighbors", "n_epochs", "embed_method", "persistence", "background",
-                                                    "prior_extent")
-                if k in seg}
+    passed = ("n_neighbors", "n_epochs", "embed_method", "persistence", "background", "prior_extent")
+    defaults = {k: seg[k].default for k in passed if k in seg}
     _status(args, f"segmenting {inp} from disk in tiles")
     info = _stream.segment_file(
         inp, args.output, key_added=key, overwrite=args.force, prior_column=args.prior_key,

@@ -116,9 +116,14 @@ def test_background_threshold_weights_and_cap():
     ones = np.ones_like(x)
     t = background_threshold(x, ones)
     assert -1.5 < t < -0.5
-    # weighing the background spots up (they cover more area each) moves Otsu, not the classes apart
-    heavy = np.r_[np.full(1000, 5.0), np.ones(3000)]
-    assert -1.5 < background_threshold(x, heavy) < -0.5
+    # a tissue sampled per unit area (3000 background and 7000 cell places), and the same tissue
+    # sampled by its transcripts (about 5 x density per place): per area (weights 1 / density) the
+    # transcripts give the area sample's threshold; per transcript they give one 0.9 higher
+    area = np.r_[rng.normal(-2.0, 0.6, 3000), rng.normal(0.0, 0.5, 7000)]
+    t_area = background_threshold(area, np.ones_like(area))
+    tx = np.repeat(area, rng.poisson(5.0 * np.exp(area)))
+    assert background_threshold(tx, np.exp(-tx)) == pytest.approx(t_area, abs=0.1)
+    assert background_threshold(tx, np.ones_like(tx)) > t_area + 0.5
     # the cap: at most 0.85 x the median density, whatever the weights
     y = np.r_[rng.normal(-2.0, 0.3, 3000), rng.normal(0.0, 0.3, 1000)]
     assert background_threshold(y, ones) <= np.median(y) + np.log(0.85) + 1e-9

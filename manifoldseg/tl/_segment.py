@@ -83,7 +83,9 @@ def density_terms(
 
     - Background score: log local density (sigma d/4; ``density_scale``) plus ``spec_weight`` x the
       log distance of the local composition from the tissue's average (ambient RNA is a mixture of
-      all cells; a cell's composition is its type's), the composition taken from feature block
+      all cells; a cell's composition is its type's: true of the simulator, contradicted on the
+      real sets in ``../shared/data``, where off-cell RNA is spill-over, processes and decoding
+      noise; a known limit, see issue 3's notes), the composition taken from feature block
       ``spec_block`` (2: sigma d/4, about a cell's own transcripts; block 1, sigma d/8, is too
       noisy for faint cells and 2 um bins). Threshold: Otsu (:func:`background_threshold`) with
       each spot weighted by its share of the area (1 / local spot density): transcripts sample
