@@ -57,6 +57,16 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------------------------- #
 # argument parsing
 # --------------------------------------------------------------------------------------------- #
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -169,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive_float, default=250.0, metavar="UM", help="height in um (default 250)")
     p.add_argument("--depth", type=_positive_float, metavar="UM", help="thickness in um for 3D coordinates")
     p.add_argument("--bin-size", type=_positive_float, metavar="UM", help="bin side in um (bins mode; default 1)")
+    p.add_argument("--false-positive-fraction", type=_fraction, default=0.0, metavar="F",
+                   help="share of transcripts whose gene is decoding noise spread over the panel "
+                        "(default 0; CosMx-like about 0.45)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_simulate)
@@ -649,7 +662,8 @@ def _cmd_simulate(args) -> int:
     import manifoldseg as ms
 
     t0 = time.perf_counter()
-    kw = {"mode": mode, "width": args.width, "height": args.height, "random_state": args.seed}
+    kw = {"mode": mode, "width": args.width, "height": args.height, "random_state": args.seed,
+          "false_positive_fraction": args.false_positive_fraction}
     if args.depth is not None:
         kw["depth"] = args.depth
     if args.bin_size is not None:

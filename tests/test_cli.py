@@ -170,6 +170,18 @@ def test_simulate_refuses_overwrite_and_bins_as_table(tmp_path, capsys):
     assert code == 0 and ms.io.read_h5ad(out).n_obs > 0
     code, _, err = run(["simulate", tmp_path / "b.csv", "--mode", "bins"], capsys)
     assert code == 2 and "transcripts" in err
+    code, _, err = run(["simulate", tmp_path / "n.h5ad", "--false-positive-fraction", "1.5"], capsys)
+    assert code == 2 and "--false-positive-fraction" in err and "[0, 1]" in err and not (tmp_path / "n.h5ad").exists()
+
+
+def test_simulate_false_positives(tmp_path, capsys):
+    # the same seed with and without decoding noise: same places and truth, genes redrawn
+    args = ["--mode", "transcripts", "--width", "40", "--height", "40", "--seed", "3", "-q"]
+    assert run(["simulate", tmp_path / "clean.csv", *args], capsys)[0] == 0
+    assert run(["simulate", tmp_path / "noisy.csv", *args, "--false-positive-fraction", "0.5"], capsys)[0] == 0
+    clean, noisy = pd.read_csv(tmp_path / "clean.csv"), pd.read_csv(tmp_path / "noisy.csv")
+    np.testing.assert_array_equal(clean[["x", "y", "true_cell"]].to_numpy(), noisy[["x", "y", "true_cell"]].to_numpy())
+    assert 0.4 < (clean["gene"] != noisy["gene"]).mean() < 0.6
 
 
 # --------------------------------------------------------------------------------------------- #
