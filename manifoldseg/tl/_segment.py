@@ -15,7 +15,7 @@ from ..pp._graph import fused_graph_array
 from ..pp._scale import estimate_diameter_array
 from ..pp._smooth import Grid, grid_pixel
 from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
-from ._embed import embed_array, spatial_init
+from ._embed import embed_array, median_edge, spatial_init
 from ._refine import confidence_array, refine_array, typical_feature_distance
 
 logger = logging.getLogger("manifoldseg")
@@ -239,8 +239,9 @@ def manifold_stages(
     graph, dist, ginfo = fused_graph_array(coords, feats, n_neighbors=n_neighbors,
                                            spatial_radius=sec.get("spatial_radius"), ids=spot_ids)
     tick("graph")
-    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=sec.get("edge_length"),
-                        origin=sec.get("origin"))
+    edge = sec.get("edge_length")
+    edge = median_edge(coords, graph) if edge is None else float(edge)
+    init = spatial_init(coords, graph, target_edge=target_edge, edge_length=edge, origin=sec.get("origin"))
     emb = embed_array(graph, init, n_epochs=n_epochs, method=embed_method, random_state=random_state,
                       coords=coords, ids=spot_ids, negative_window=negative_window * d,
                       origin=sec.get("origin"), **(embed_kwargs or {}))
@@ -253,7 +254,7 @@ def manifold_stages(
     if sec.get("bandwidth") is not None:
         terms["bandwidth"] = float(sec["bandwidth"])
     return {"features": feats, "features_info": finfo, "graph": graph, "distances": dist, "graph_info": ginfo,
-            "n_neighbors": n_neighbors, "embedding": emb, "terms": terms}
+            "n_neighbors": n_neighbors, "edge_length": edge, "embedding": emb, "terms": terms}
 
 
 def section_parameters(
@@ -279,7 +280,6 @@ def section_parameters(
     the whole section would.
     """
     from ..pp._features import global_loadings
-    from ._embed import median_edge
 
     coords = np.ascontiguousarray(coords, dtype=np.float64)
     d = float(cell_diameter)
@@ -297,7 +297,7 @@ def section_parameters(
         "block_stats": (finfo["block_means"], finfo["block_scales"]),
         "n_neighbors": st["n_neighbors"],
         "spatial_radius": st["graph_info"].get("spatial_radius_um"),
-        "edge_length": median_edge(coords, graph),
+        "edge_length": st["edge_length"],
         "origin": origin,
         "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
         "typical_mass": terms["typical_mass"],
