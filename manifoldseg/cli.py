@@ -57,24 +57,23 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------------------------- #
 # argument parsing
 # --------------------------------------------------------------------------------------------- #
-def _fraction(text: str) -> float:
+def _number(text: str, ok, expected: str, not_a_number: str = "a number") -> float:
+    """A float that passes ``ok``; the argparse errors name what was ``expected``."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {not_a_number}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _fraction(text: str) -> float:
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "a number in [0, 1]")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, lambda v: 0.0 < v < float("inf"), "a positive number")
 
 
 def _int_jobs(text: str) -> int:
