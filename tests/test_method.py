@@ -175,6 +175,38 @@ def test_refine_with_prior_orphans_and_reach():
     assert lab.tolist() == [0] * 11 + [-1] * 19  # a longer reach: 6 edges
 
 
+
+def test_refine_leaves_faint_cells_as_background():
+    """A cell of plausible size (by area mass) but under ``min_counts_fraction`` of a typical cell's
+    counts is background; a cell around its own nucleus is kept whatever its counts."""
+    from manifoldseg.tl._refine import drop_faint_cells, refine_array
+
+    n = 20
+    G = chain(n)
+    coords = np.c_[np.arange(n, dtype=float), np.zeros(n)]
+    cand = np.r_[np.zeros(10, int), np.ones(10, int)]
+    peaks = np.array([4, 14])
+    counts = np.r_[np.full(10, 4.0), np.full(10, 0.5)]  # 40 and 5 counts; typical 20: 2.0 and 0.25
+    kw = dict(cell_diameter=30.0, typical_mass=10.0, grow_rounds=0, fill_share=1.0, valley_depth=0.0,
+              max_fraction=10.0)
+    area = np.ones(n)  # equal area per spot: both cells are one typical cell by size
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), **kw)
+    assert lab.tolist() == [0] * 10 + [1] * 10  # without counts nothing is dropped
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), counts=counts, **kw)
+    assert lab.tolist() == [0] * 10 + [1] * 10  # 5 counts >= 0.25 x 10
+    kw["typical_mass"] = 21.0  # 5 < 0.25 x 21
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), counts=counts, **kw)
+    assert lab.tolist() == [0] * 10 + [-1] * 10
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), counts=counts, min_counts_fraction=0.0,
+                       **kw)
+    assert lab.tolist() == [0] * 10 + [1] * 10
+    nucleus = np.full(n, -1)
+    nucleus[14] = 3
+    labels = np.r_[np.zeros(10, int), np.ones(10, int)]
+    assert drop_faint_cells(labels, counts, 6.0).tolist() == [0] * 10 + [-1] * 10
+    assert drop_faint_cells(labels, counts, 6.0, nucleus).tolist() == labels.tolist()
+    assert drop_faint_cells(np.full(4, -1), np.ones(4), 1.0).tolist() == [-1] * 4
+
 def test_find_ab_params_matches_umap_learn():
     from manifoldseg.tl._embed import find_ab_params
 

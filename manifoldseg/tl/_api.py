@@ -396,7 +396,7 @@ def refine(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
         np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), area_mass(counts, terms), terms["eligible"],
         cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key), core=terms["core"],
-        random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms),
+        random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms), counts=counts,
     )
     adata.obs[key_added] = labels
     adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = confidence_array(graph, labels).astype(np.float32)

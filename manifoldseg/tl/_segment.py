@@ -408,7 +408,7 @@ def segment_array(
     labels = refine_array(
         graph, dist, coords, cand, peaks, refine_mass, reach, cell_diameter=d, typical_mass=typical_mass,
         nucleus=prior, random_state=random_state, log_density=terms["log_density"], core=terms["core"],
-        feature_distance=sec.get("feature_distance"),
+        feature_distance=sec.get("feature_distance"), counts=counts,
         **{"min_fraction": min_fraction, "max_fraction": max_fraction, "valley_depth": valley_depth,
            **(refine_kwargs or {})},
     )
