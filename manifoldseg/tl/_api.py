@@ -292,7 +292,8 @@ def density_cluster(
     """Count-weighted density clustering of the embedding (cell candidates).
 
     Density: each spot's counts plus its graph neighbours' counts, weighted by a Gaussian of their
-    distance in ``obsm[use_rep]``, times the nuclear contrast of the transcript density. Clusters:
+    distance in ``obsm[use_rep]``, times the nuclear contrast of the transcript density, times the
+    exponential of the background score (dense, cell-specific RNA). Clusters:
     ToMATo mode seeking on the fused graph with persistence and size-aware merging
     (:func:`manifoldseg._kernels._density.tomato`); low-density, average-composition spots are
     noise (-1).
@@ -318,14 +319,15 @@ def density_cluster(
     ``None`` or a copy, with ``adata.obs[key_added]`` and ``adata.uns[key_added]`` (``peaks``: the
     densest spot of each candidate; ``params``).
     """
-    from ._segment import candidates_array
+    from ._segment import AREA_WEIGHTING, area_mass, candidates_array
 
     adata = adata.copy() if copy else _actual(adata)
     if use_rep not in adata.obsm:
         raise KeyError(f"adata.obsm[{use_rep!r}] not found: run ms.tl.embed(adata) first.")
     graph = _graph_of(adata, neighbors_key)
     _, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
-    labels, peaks = candidates_array(graph, np.asarray(adata.obsm[use_rep]), counts, terms, persistence=persistence)
+    labels, peaks = candidates_array(graph, np.asarray(adata.obsm[use_rep]), counts, terms, persistence=persistence,
+                                     mass=area_mass(counts, terms, power=AREA_WEIGHTING[0]))
     adata.obs[key_added] = labels
     adata.uns[key_added] = {"peaks": np.asarray(peaks, dtype=np.int64),
                             "params": {"persistence": persistence, "cell_diameter": d, "use_rep": use_rep}}
@@ -383,7 +385,7 @@ def refine(
     """
     from ..pp._api import _prior
     from ._refine import confidence_array, refine_array
-    from ._segment import area_mass
+    from ._segment import AREA_WEIGHTING, area_mass
 
     adata = adata.copy() if copy else _actual(adata)
     if candidates_key not in adata.obs or candidates_key not in adata.uns:
@@ -394,7 +396,8 @@ def refine(
     coords, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
     labels = refine_array(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
-        np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64), area_mass(counts, terms), terms["eligible"],
+        np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64),
+        area_mass(counts, terms, power=AREA_WEIGHTING[1]), terms["eligible"],
         cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key), core=terms["core"],
         random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms), counts=counts,
     )

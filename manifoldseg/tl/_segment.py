@@ -20,6 +20,9 @@ from ._refine import confidence_array, refine_array, typical_feature_distance
 
 logger = logging.getLogger("manifoldseg")
 
+#: powers of :func:`area_mass` for the candidates' and the refinement's mass (see segment_array)
+AREA_WEIGHTING = (0.5, 1.0)
+
 
 @dataclass
 class SegmentResult:
@@ -179,13 +182,24 @@ def candidates_array(
     min_fraction: float = 0.25,
     density_mode: str = "both",
     mass: np.ndarray | None = None,
+    score_weight: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cell candidates: ToMATo on count-weighted embedding density x nuclear contrast.
 
-    The log density used is stored in ``terms["log_density"]`` for the refinement.
+    The log density (without the score term) is stored in ``terms["log_density"]`` for the
+    refinement. ``score_weight``: the field ToMATo climbs is the log density plus this multiple of
+    the background score (``terms["score"]``: log physical density at sigma d/4 plus half the log
+    specificity of the local composition). Faint cells sit near the background's density in the
+    embedding and are merged into a neighbour as too small or too shallow a peak; the score lifts
+    places that look like a cell's own RNA. Measured 2026-12-04 on 5 seeds (median F1, with
+    ``area_weighting=(0.5, 1.0)``): simulated bins 1 um 0.695 -> 0.759, bins 2 um 0.686 -> 0.706,
+    transcripts 0.718 -> 0.744; CosMx FOV2 0.602 -> 0.614, FOV3 0.603 -> 0.649; ARI up on all five.
+    Refining on the combined field as well gave nothing more.
     """
     log_rho = cluster_log_density(embedding, graph, counts, terms, density_mode=density_mode)
     terms["log_density"] = log_rho
+    if score_weight:
+        log_rho = log_rho + score_weight * terms["score"]
     log_rho = np.where(terms["eligible"], log_rho, -np.inf)
     typical = terms["typical_mass"]
     return density_cluster_array(
@@ -329,7 +343,8 @@ def segment_array(
     contrast_scales: tuple[float, float] = (1 / 8, 1 / 2),
     valley_depth: float = 0.15,
     refine_kwargs: dict | None = None,
-    area_weighting: tuple[float, float] = (0.0, 1.0),
+    area_weighting: tuple[float, float] = AREA_WEIGHTING,
+    score_weight: float = 1.0,
     mass_scale: str = "mid",
     mass_floor: float = 0.05,
     background_kwargs: dict | None = None,
@@ -351,7 +366,8 @@ def segment_array(
     limits and of the refinement's (0 = counts, 1 = area). Refinement by area (fragments, merges
     and oversized cells judged by size, not by library size) helps on simulated and CosMx data;
     candidates by area (``(1.0, 1.0)``) helps more on simulated data (F1 +0.03-0.05) but
-    over-segments CosMx (F1 -0.04 to -0.08). ``background_kwargs`` go to :func:`density_terms`.
+    over-segments CosMx (F1 -0.04 to -0.08); halfway (``0.5``) with ``score_weight=1`` gains on
+    both (see :func:`candidates_array`). ``background_kwargs`` go to :func:`density_terms`.
 
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
@@ -400,7 +416,8 @@ def segment_array(
     cand_mass, refine_mass = (counts if w == 0 else area_mass(counts, terms, mass_scale, mass_floor, w)
                               for w in area_weighting)
     cand, peaks = candidates_array(graph, emb, counts, terms, mass=cand_mass, persistence=persistence,
-                                   max_merge=max_merge, min_fraction=min_fraction, density_mode=density_mode)
+                                   max_merge=max_merge, min_fraction=min_fraction, density_mode=density_mode,
+                                   score_weight=score_weight)
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
     # a nucleus vouches for its cell: with a prior, cells may reach further into faint cytoplasm
     reach = eligible if prior is None else terms["score"] >= thr - max(prior_extent, hysteresis)
