@@ -207,6 +207,36 @@ def test_refine_leaves_faint_cells_as_background():
     assert drop_faint_cells(labels, counts, 6.0, nucleus).tolist() == labels.tolist()
     assert drop_faint_cells(np.full(4, -1), np.ones(4), 1.0).tolist() == [-1] * 4
 
+
+def test_candidates_climb_density_plus_background_score():
+    """ToMATo climbs the log density plus ``score_weight`` x the background score; the refinement
+    gets the density alone (``terms["log_density"]``); ineligible spots are noise."""
+    from manifoldseg.tl._segment import candidates_array, cluster_log_density
+
+    n = 9
+    G = chain(n)
+    emb = np.c_[np.arange(n, dtype=float), np.zeros(n)]
+    counts = np.ones(n)
+
+    def terms(eligible=None):
+        # two cell-like places (index 2 and 6) that the embedding density alone does not separate
+        return {"eligible": np.ones(n, bool) if eligible is None else eligible, "typical_mass": 5.0,
+                "score": np.log([1.0, 2.0, 6.0, 2.0, 1.0, 2.0, 5.0, 2.0, 1.0])}
+
+    kw = dict(density_mode="embedding", min_fraction=0.0, max_merge=10.0)
+    t = terms()
+    lab, peaks = candidates_array(G, emb, counts, t, score_weight=0.0, **kw)
+    assert lab.tolist() == [0] * n and peaks.tolist() == [1]
+    t = terms()
+    lab, peaks = candidates_array(G, emb, counts, t, score_weight=1.0, **kw)
+    assert lab.tolist() == [0] * 5 + [1] * 4 and peaks.tolist() == [2, 6]
+    np.testing.assert_allclose(t["log_density"], cluster_log_density(emb, G, counts, terms(), density_mode="embedding"))
+    eligible = np.ones(n, bool)
+    eligible[8] = False
+    lab, _ = candidates_array(G, emb, counts, terms(eligible), score_weight=1.0, **kw)
+    assert lab.tolist() == [0] * 5 + [1] * 3 + [-1]
+
+
 def test_find_ab_params_matches_umap_learn():
     from manifoldseg.tl._embed import find_ab_params
 
