@@ -201,3 +201,25 @@ def test_cli_writes_json_and_markdown(small_bins, monkeypatch, tmp_path):
     assert res["options"]["seeds"] == [0, 1] and res["targets_total"] == 5
     md = (tmp_path / "accuracy.md").read_text()
     assert "## Simulated tissue" in md and "Targets (issue 3): 1 of 5 met" in md
+
+
+def test_diameter_benchmark_verdict():
+    """benchmarks/diameter.py: medians over seeds per diameter, and 'holds up' only when F1 at
+    0.7x and 1.3x is within the tolerance of F1 at 1.0x."""
+    import diameter
+
+    def row(case, seed, factor, f1):
+        return {"case": case, "seed": seed, "factor": factor, "f1": f1, "ari": 0.5, "in_cell_assigned": 0.9,
+                "background_assigned": 0.2, "nuclear_consistency": 0.8, "cell_diameter": 10.0, "n_pred": 10}
+
+    rows = []
+    for seed, (lo, mid, hi) in enumerate([(0.70, 0.74, 0.71), (0.72, 0.76, 0.70), (0.60, 0.75, 0.73)]):
+        rows += [row("a", seed, 0.7, lo), row("a", seed, 1.0, mid), row("a", seed, 1.3, hi), row("a", seed, None, mid)]
+        rows += [row("b", seed, 0.7, mid - 0.2), row("b", seed, 1.0, mid), row("b", seed, 1.3, mid),
+                 row("b", seed, None, mid)]
+    out = {(r["case"], r["factor"]): r for r in diameter.summarize(rows)}
+    assert out[("a", 0.7)]["f1"] == 0.70 and out[("a", 1.0)]["f1"] == 0.75 and out[("a", 1.3)]["f1"] == 0.71
+    assert out[("a", 1.0)]["largest_f1_drop_at_30pct"] == 0.05 and out[("a", 1.0)]["holds_up"]
+    assert out[("b", 1.0)]["largest_f1_drop_at_30pct"] == 0.2 and not out[("b", 1.0)]["holds_up"]
+    assert out[("a", "estimate")]["seeds"] == "0,1,2" and "holds_up" not in out[("a", 0.7)]
+    assert "| a | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
