@@ -257,6 +257,37 @@ def test_estimate_diameter(small_bins):
     assert 0.6 * truth <= d_rna <= 1.8 * truth
 
 
+def test_given_diameter_far_from_the_estimate_is_a_warning(small_bins, caplog):
+    """A user's cell_diameter outside 0.8-1.25x the data's estimate is logged with both values and the
+    fix; ms.tl.segment stores the estimate in the summary."""
+    import logging
+
+    from manifoldseg.pp._scale import check_given_diameter, estimate_diameter_array
+
+    coords = np.asarray(small_bins.obsm["spatial"], dtype=np.float64)
+    counts = np.asarray(small_bins.X.sum(axis=1)).ravel().astype(np.float64)
+    est, method = estimate_diameter_array(coords, counts)
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        out = check_given_diameter(coords, counts, None, est)
+    assert caplog.text == "" and out["ratio"] == 1.0 and out["method"] == method == "density_peaks"
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        out = check_given_diameter(coords, counts, None, 0.5 * est)
+    assert out["ratio"] == 0.5
+    assert f"cell_diameter={0.5 * est:g} um is 0.50x" in caplog.text and "too small" in caplog.text
+    assert "cell_diameter=None" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        check_given_diameter(coords, counts, None, 1.5 * est)
+    assert "1.50x" in caplog.text and "too large" in caplog.text and "merges" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        ms.tl.segment(small_bins, cell_diameter=0.6 * est)
+    assert "0.60x" in caplog.text
+    summary = small_bins.uns["manifoldseg"]["summary"]
+    assert summary["cell_diameter"] == pytest.approx(0.6 * est)
+    assert summary["cell_diameter_estimate"] == pytest.approx(est, abs=1e-3)
+
+
 def test_features_and_fused_graph(small_bins):
     a = small_bins
     out = ms.pp.neighborhood_features(a, cell_diameter=10.0, copy=True)
