@@ -28,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+import manifoldseg as ms
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from scaling import machine  # noqa: E402
+from scaling import machine, markdown_table  # noqa: E402
 
 CASES = {
     "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, A.NUCLEUS_KEY, 1.0),
@@ -93,10 +95,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def table(summary: list[dict]) -> str:
     cols = ["case", "factor", "seeds", "cell_diameter", "n_pred", *KEYS, "largest_f1_drop_at_30pct", "holds_up"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in summary:
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(summary, cols)
 
 
 def main(argv=None) -> int:
@@ -140,9 +139,8 @@ def main(argv=None) -> int:
               "(estimate = `cell_diameter=None`). Target: F1 at 0.7x and 1.3x within "
               f"{TOLERANCE} of F1 at 1.0x.\n\n")
     for path, content in ((args.output, json.dumps(result, indent=1, default=str)), (md, header + text + "\n" + verdict + "\n")):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(content)
-        tmp.replace(path)
+        with ms.io.atomic_path(path, overwrite=True) as tmp:
+            Path(tmp).write_text(content)
     print(f"\nwrote {args.output} and {md}")
     return 0
 

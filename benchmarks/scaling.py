@@ -225,6 +225,14 @@ def machine() -> dict:
     return info
 
 
+def markdown_table(rows: list[dict], cols: list[str]) -> str:
+    """A Markdown table of ``rows`` (dicts) with one column per key in ``cols`` (missing keys blank)."""
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _table(rows: list[dict]) -> str:
     head = "| spots | tiles | wall (s) | spots/s | peak RSS (GB) | cells | F1 vs truth | load before |\n"
     head += "|---:|---:|---:|---:|---:|---:|---:|---|\n"

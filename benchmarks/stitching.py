@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
-from scaling import machine  # noqa: E402
+from scaling import machine, markdown_table  # noqa: E402
 
 CASES = {"bins_1um": {"mode": "bins", "bin_size": 1.0}, "transcripts": {"mode": "transcripts"}}
 TARGETS = {"ari": 0.98, "f1": 0.97}
@@ -129,10 +129,7 @@ def _table(rows: list[dict]) -> str:
             "interior_split_share", "two_piece_border_cells_tiled", "two_piece_border_cells_untiled",
             "stitcher_detached_pieces", "localcluster_same_labels", "f1_truth_untiled",
             "f1_truth_tiled", "seconds_untiled", "seconds_tiled"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(rows, cols)
 
 
 def main(argv=None) -> int:
