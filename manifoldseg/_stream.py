@@ -736,6 +736,7 @@ def segment_stream(
     tile_size: float | str = "auto",
     overlap: float | None = None,
     cell_diameter: float | None = None,
+    refine_diameter: bool = True,
     random_state: int = 0,
     scheduler: Any = None,
     n_jobs: int | None = None,
@@ -776,9 +777,9 @@ def segment_stream(
     folder = Path(tempfile.mkdtemp(prefix="manifoldseg-shards-", dir=tmp_dir))
     try:
         shards = route(stream, folder, tile_size=known_size)
-        d, method, kwargs, radius = prepare_section(
+        d, method, kwargs, radius, dinfo = prepare_section(
             shards.sample_coords, shards.sample_X, shards.sample_prior, origin=stream.origin,
-            cell_diameter=cell_diameter,
+            cell_diameter=cell_diameter, refine_diameter=refine_diameter,
             random_state=random_state, segmenter=segmenter, segment_kwargs=segment_kwargs, link_radius=link_radius,
         )
         shards.sample_coords = shards.sample_X = shards.sample_prior = None
@@ -828,6 +829,7 @@ def segment_stream(
         "streamed": True,
         "cell_diameter": d,
         "cell_diameter_method": method,
+        **dinfo,
         "tile_size": size,
         "overlap": ov,
         "n_tiles": int(n_work - n_empty),

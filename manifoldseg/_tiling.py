@@ -249,32 +249,29 @@ def prepare_section(
     segmenter: Callable | None,
     segment_kwargs: dict,
     link_radius: float | None,
-) -> tuple[float, str, dict, float]:
+    refine_diameter: bool = True,
+) -> tuple[float, str, dict, float, dict]:
     """What every tile shares, learnt once on the section's central window (:func:`central_sample`
     of ``coords``; the whole section up to :data:`SCALE_SAMPLE_SPOTS` spots): the cell diameter
-    (when None), the default segmenter's section-wide parameters (:func:`with_section`, on a
+    (:func:`manifoldseg.pp._scale.resolve_diameter`: estimated when None, a given one combined with
+    the estimate unless ``refine_diameter=False``), the default segmenter's section-wide parameters (:func:`with_section`, on a
     window of at most :data:`SECTION_SAMPLE_SPOTS` spots within) and the stitcher's link radius. ``origin`` is the section's lowest corner.
 
-    Returns ``(cell_diameter, how it was found, segment_kwargs, link_radius)``.
+    Returns ``(cell_diameter, how it was found, segment_kwargs, link_radius, diameter info)``.
     """
+    from .pp._scale import resolve_diameter
+
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     pick = central_sample(coords)
-    if cell_diameter is None:
-        from .pp._scale import estimate_diameter_array
-
-        cell_diameter, method = estimate_diameter_array(coords[pick], counts[pick],
-                                                        None if prior is None else np.asarray(prior)[pick])
-        logger.info("estimated cell diameter once for all tiles: %.1f um (from %s, %d spots)",
-                    cell_diameter, method, len(pick))
-    else:
-        method = "given"
-    d = float(cell_diameter)
+    d, method, dinfo = resolve_diameter(coords[pick], counts[pick], None if prior is None else np.asarray(prior)[pick],
+                                        cell_diameter, refine=refine_diameter)
+    logger.info("cell diameter for all tiles: %.1f um (%s, from %d spots)", d, method, len(pick))
     if segmenter is None and "section" not in segment_kwargs and len(coords):
         pick = pick[central_sample(coords[pick], SECTION_SAMPLE_SPOTS)]
         segment_kwargs = with_section(coords[pick], X[pick], segment_kwargs, cell_diameter=d,
                                       origin=np.asarray(origin, dtype=np.float64), random_state=random_state)
     radius = link_radius_of(coords[pick], d) if link_radius is None else float(link_radius)
-    return d, method, segment_kwargs, radius
+    return d, method, segment_kwargs, radius, dinfo
 
 
 def with_section(
@@ -334,7 +331,9 @@ class TileResult:
 def _default_segmenter(coords, X, *, cell_diameter, prior, random_state, **kwargs):
     from .tl._segment import segment_array
 
-    res = segment_array(coords, X, cell_diameter=cell_diameter, prior=prior, random_state=random_state, **kwargs)
+    # the section's diameter was resolved once (prepare_section): a tile uses it as is
+    res = segment_array(coords, X, cell_diameter=cell_diameter, refine_diameter=None, prior=prior,
+                        random_state=random_state, **kwargs)
     return res.labels, res.confidence, {"timings": res.info.get("timings", {}), "n_cells": res.info.get("n_cells")}
 
 
@@ -699,6 +698,7 @@ def segment_tiled(
     tile_size: float | str = "auto",
     overlap: float | None = None,
     cell_diameter: float | None = None,
+    refine_diameter: bool = True,
     prior: np.ndarray | None = None,
     random_state: int = 0,
     scheduler: Any = None,
@@ -723,6 +723,9 @@ def segment_tiled(
         Margin around each core in um; default 2 cell diameters, at least 1.5.
     cell_diameter
         Used by every tile; estimated once on a central window of the section when None.
+    refine_diameter
+        Combine a given ``cell_diameter`` with the data's estimate (see ``ms.tl.segment``); ``False``
+        uses it as is.
     prior
         Optional nucleus ids per spot (-1 outside nuclei).
     random_state
@@ -760,9 +763,10 @@ def segment_tiled(
     X = X.tocsr()
     n = len(coords)
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    d, method, segment_kwargs, radius = prepare_section(
+    d, method, segment_kwargs, radius, dinfo = prepare_section(
         coords, X, prior, origin=coords.min(axis=0) if n else np.zeros(coords.shape[1]), cell_diameter=cell_diameter,
         random_state=random_state, segmenter=segmenter, segment_kwargs=segment_kwargs, link_radius=link_radius,
+        refine_diameter=refine_diameter,
     )
     ov = resolve_overlap(overlap, d)
     size = resolve_tile_size(tile_size, coords, d, ov)
@@ -806,6 +810,7 @@ def segment_tiled(
         "tiled": True,
         "cell_diameter": d,
         "cell_diameter_method": method,
+        **dinfo,
         "tile_size": size,
         "overlap": ov,
         "n_tiles": int(n_work),

@@ -147,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a SpatialData zarr (needs: pip install 'manifoldseg[spatialdata]')")
     g = p.add_argument_group("segmentation")
     g.add_argument("--cell-diameter", type=_positive_float, metavar="UM",
-                   help="typical cell diameter in um (default: estimated from the data)")
+                   help="typical cell diameter in um (default: estimated from the data); a prior combined with "
+                        "the data's estimate when they agree within 0.57-1.75x")
+    g.add_argument("--fixed-diameter", action="store_true",
+                   help="use --cell-diameter as given, not combined with the data's estimate")
     g.add_argument("--prior-key", metavar="KEY",
                    help="obs column (h5ad) or table column of nucleus ids (-1 outside nuclei) used as seeds")
     g.add_argument("--spatial-key", default=None, metavar="KEY", help="obsm key of coordinates (h5ad; default spatial)")
@@ -520,8 +523,8 @@ def _cmd_segment(args) -> int:
         raise UsageError(f"the input table already has a column {key!r} or {conf_key!r}; pass --key-added <another name>.")
 
     kw = {
-        "cell_diameter": args.cell_diameter, "prior_key": args.prior_key, "spatial_key": spatial_key,
-        "key_added": key, "n_jobs": args.n_jobs, "random_state": args.seed, "progress": not args.quiet,
+        "cell_diameter": args.cell_diameter, "refine_diameter": not args.fixed_diameter,
+        "prior_key": args.prior_key, "spatial_key": spatial_key, "key_added": key, "n_jobs": args.n_jobs, "random_state": args.seed, "progress": not args.quiet,
     }
     if args.tile_size is not None:
         kw["tile_size"] = args.tile_size
@@ -636,8 +639,8 @@ def _segment_streamed(args, inp: Path, out_table: str | None, outputs, key: str,
     info = _stream.segment_file(
         inp, args.output, key_added=key, overwrite=args.force, prior_column=args.prior_key,
         tile_size=args.tile_size if args.tile_size is not None else "auto",
-        cell_diameter=args.cell_diameter, random_state=args.seed, scheduler=args.scheduler, n_jobs=args.n_jobs,
-        progress=not args.quiet, **kw, **defaults,
+        cell_diameter=args.cell_diameter, refine_diameter=not args.fixed_diameter, random_state=args.seed,
+        scheduler=args.scheduler, n_jobs=args.n_jobs, progress=not args.quiet, **kw, **defaults,
     )
     written = " ".join(str(o) for _, o in outputs)
     word = "transcripts" if out_table is not None else "spots"

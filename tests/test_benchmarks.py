@@ -204,22 +204,28 @@ def test_cli_writes_json_and_markdown(small_bins, monkeypatch, tmp_path):
 
 
 def test_diameter_benchmark_verdict():
-    """benchmarks/diameter.py: medians over seeds per diameter, and 'holds up' only when F1 at
-    0.7x and 1.3x is within the tolerance of F1 at 1.0x."""
+    """benchmarks/diameter.py: medians over seeds per mode and diameter, and 'holds up' only in the
+    default (prior) mode and only when F1 at 0.7x and 1.3x is within the tolerance of F1 at 1.0x."""
     import diameter
 
-    def row(case, seed, factor, f1):
-        return {"case": case, "seed": seed, "factor": factor, "f1": f1, "ari": 0.5, "in_cell_assigned": 0.9,
-                "background_assigned": 0.2, "nuclear_consistency": 0.8, "cell_diameter": 10.0, "n_pred": 10}
+    def row(case, seed, mode, factor, f1):
+        return {"case": case, "seed": seed, "mode": mode, "factor": factor, "f1": f1, "ari": 0.5,
+                "in_cell_assigned": 0.9, "background_assigned": 0.2, "nuclear_consistency": 0.8,
+                "cell_diameter": 10.0, "n_pred": 10}
 
     rows = []
     for seed, (lo, mid, hi) in enumerate([(0.70, 0.74, 0.71), (0.72, 0.76, 0.70), (0.60, 0.75, 0.73)]):
-        rows += [row("a", seed, 0.7, lo), row("a", seed, 1.0, mid), row("a", seed, 1.3, hi), row("a", seed, None, mid)]
-        rows += [row("b", seed, 0.7, mid - 0.2), row("b", seed, 1.0, mid), row("b", seed, 1.3, mid),
-                 row("b", seed, None, mid)]
-    out = {(r["case"], r["factor"]): r for r in diameter.summarize(rows)}
-    assert out[("a", 0.7)]["f1"] == 0.70 and out[("a", 1.0)]["f1"] == 0.75 and out[("a", 1.3)]["f1"] == 0.71
-    assert out[("a", 1.0)]["largest_f1_drop_at_30pct"] == 0.05 and out[("a", 1.0)]["holds_up"]
-    assert out[("b", 1.0)]["largest_f1_drop_at_30pct"] == 0.2 and not out[("b", 1.0)]["holds_up"]
-    assert out[("a", "estimate")]["seeds"] == "0,1,2" and "holds_up" not in out[("a", 0.7)]
-    assert "| a | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
+        for mode in ("prior", "fixed"):
+            rows += [row("a", seed, mode, 0.7, lo), row("a", seed, mode, 1.0, mid), row("a", seed, mode, 1.3, hi)]
+        rows += [row("a", seed, "estimate", None, mid)]
+        rows += [row("b", seed, "prior", 0.7, mid - 0.2), row("b", seed, "prior", 1.0, mid),
+                 row("b", seed, "prior", 1.3, mid), row("b", seed, "estimate", None, mid)]
+    out = {(r["case"], r["mode"], r["factor"]): r for r in diameter.summarize(rows)}
+    a = out[("a", "prior", 1.0)]
+    assert out[("a", "prior", 0.7)]["f1"] == 0.70 and a["f1"] == 0.75 and out[("a", "prior", 1.3)]["f1"] == 0.71
+    assert a["largest_f1_drop_at_30pct"] == 0.05 and a["holds_up"]
+    assert out[("b", "prior", 1.0)]["largest_f1_drop_at_30pct"] == 0.2 and not out[("b", "prior", 1.0)]["holds_up"]
+    # the fixed mode is reported but carries no verdict
+    assert out[("a", "fixed", 1.0)]["largest_f1_drop_at_30pct"] == 0.05 and "holds_up" not in out[("a", "fixed", 1.0)]
+    assert out[("a", "estimate", "estimate")]["seeds"] == "0,1,2" and "holds_up" not in out[("a", "prior", 0.7)]
+    assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))

@@ -328,6 +328,23 @@ def test_tile_size_and_scheduler_passed_only_when_given(data, tmp_path, monkeypa
     assert code == 2 and "--tile-size" in err and not (tmp_path / "c.h5ad").exists()
 
 
+def test_cell_diameter_is_a_prior_unless_fixed(data, tmp_path):
+    """--cell-diameter is combined with the data's estimate; --fixed-diameter uses it as is. Both are
+    recorded in the output's uns (what was given, the estimate, what was used)."""
+    import anndata as ad
+
+    for flags, out in (([], "p.h5ad"), (["--fixed-diameter"], "f.h5ad")):
+        assert main(["segment", str(data / "bins.h5ad"), "-o", str(tmp_path / out), "--cell-diameter", "8", "-q",
+                     *flags]) == 0
+    prior, fixed = (ad.read_h5ad(tmp_path / o).uns["manifoldseg"] for o in ("p.h5ad", "f.h5ad"))
+    est = prior["summary"]["cell_diameter_estimate"]
+    assert prior["params"]["refine_diameter"] and not fixed["params"]["refine_diameter"]
+    assert prior["summary"]["cell_diameter_given"] == fixed["summary"]["cell_diameter_given"] == 8.0
+    assert fixed["summary"]["cell_diameter"] == 8.0 and fixed["summary"]["cell_diameter_method"] == "given"
+    assert prior["summary"]["cell_diameter_method"] == "given+data"
+    assert abs(np.log(prior["summary"]["cell_diameter"] / est)) < abs(np.log(8.0 / est)) / 4
+
+
 # --------------------------------------------------------------------------------------------- #
 # segment: refusals, failures and interruptions leave nothing behind
 # --------------------------------------------------------------------------------------------- #

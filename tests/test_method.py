@@ -257,35 +257,63 @@ def test_estimate_diameter(small_bins):
     assert 0.6 * truth <= d_rna <= 1.8 * truth
 
 
-def test_given_diameter_far_from_the_estimate_is_a_warning(small_bins, caplog):
-    """A user's cell_diameter outside 0.8-1.25x the data's estimate is logged with both values and the
-    fix; ms.tl.segment stores the estimate in the summary."""
+def test_given_diameter_is_a_prior_combined_with_the_estimate(small_bins, caplog):
+    """A given cell_diameter within HINT_RANGE of the data's estimate is combined with it in log space
+    (estimate weight ESTIMATE_WEIGHT); further off it is used as is with a warning naming both values
+    and the fix; refine_diameter=False uses it as is (warning outside 0.8-1.25x)."""
     import logging
 
-    from manifoldseg.pp._scale import check_given_diameter, estimate_diameter_array
+    from manifoldseg.pp._scale import ESTIMATE_WEIGHT, HINT_RANGE, estimate_diameter_array, resolve_diameter
 
+    assert 0.85 < ESTIMATE_WEIGHT < 0.9 and HINT_RANGE[0] == pytest.approx(1 / HINT_RANGE[1])
     coords = np.asarray(small_bins.obsm["spatial"], dtype=np.float64)
     counts = np.asarray(small_bins.X.sum(axis=1)).ravel().astype(np.float64)
     est, method = estimate_diameter_array(coords, counts)
+    assert method == "density_peaks"
+    d, how, info = resolve_diameter(coords, counts, None, None)
+    assert (d, how, info["cell_diameter_given"]) == (est, method, None)
     with caplog.at_level(logging.WARNING, logger="manifoldseg"):
-        out = check_given_diameter(coords, counts, None, est)
-    assert caplog.text == "" and out["ratio"] == 1.0 and out["method"] == method == "density_peaks"
-    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
-        out = check_given_diameter(coords, counts, None, 0.5 * est)
-    assert out["ratio"] == 0.5
-    assert f"cell_diameter={0.5 * est:g} um is 0.50x" in caplog.text and "too small" in caplog.text
-    assert "cell_diameter=None" in caplog.text
+        d, how, info = resolve_diameter(coords, counts, None, est)
+    assert caplog.text == "" and how == "given+data" and d == pytest.approx(est)
+    # 30 % off either way: pulled most of the way to the estimate, with a warning saying so
+    for f in (0.7, 1.3):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+            d, how, info = resolve_diameter(coords, counts, None, f * est)
+        assert d == pytest.approx(est * f ** (1 - ESTIMATE_WEIGHT)) and how == "given+data"
+        assert abs(np.log(d / est)) < 0.05
+        assert f"cell_diameter={f * est:g} um is {f:.2f}x" in caplog.text and "refine_diameter=False" in caplog.text
+        assert info == {"cell_diameter_given": f * est, "cell_diameter_estimate": round(est, 3),
+                        "cell_diameter_estimate_method": "density_peaks"}
+    # far off: the user may know better (MERFISH), so the value is kept, with a warning
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="manifoldseg"):
-        check_given_diameter(coords, counts, None, 1.5 * est)
-    assert "1.50x" in caplog.text and "too large" in caplog.text and "merges" in caplog.text
+        d, how, _ = resolve_diameter(coords, counts, None, 0.5 * est)
+    assert (d, how) == (0.5 * est, "given")
+    assert "0.50x" in caplog.text and "too small" in caplog.text and "cell_diameter=None" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="manifoldseg"):
-        ms.tl.segment(small_bins, cell_diameter=0.6 * est)
-    assert "0.60x" in caplog.text
-    summary = small_bins.uns["manifoldseg"]["summary"]
-    assert summary["cell_diameter"] == pytest.approx(0.6 * est)
+        d, how, _ = resolve_diameter(coords, counts, None, 2.0 * est)
+    assert d == 2.0 * est and "too large" in caplog.text and "merges" in caplog.text
+    # refine=False: as is; a warning only outside 0.8-1.25x
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        assert resolve_diameter(coords, counts, None, 0.9 * est, refine=False)[:2] == (0.9 * est, "given")
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING, logger="manifoldseg"):
+        assert resolve_diameter(coords, counts, None, 0.7 * est, refine=False)[0] == 0.7 * est
+    assert "0.70x" in caplog.text
+    # ms.tl.segment records what it was given, the estimate and what it used
+    out = ms.tl.segment(small_bins, cell_diameter=0.7 * est, copy=True)
+    summary = out.uns["manifoldseg"]["summary"]
+    assert summary["cell_diameter"] == pytest.approx(est * 0.7 ** (1 - ESTIMATE_WEIGHT))
+    assert summary["cell_diameter_given"] == pytest.approx(0.7 * est)
     assert summary["cell_diameter_estimate"] == pytest.approx(est, abs=1e-3)
+    assert summary["cell_diameter_method"] == "given+data"
+    assert out.uns["manifoldseg"]["params"]["refine_diameter"] is True
+    fixed = ms.tl.segment(small_bins, cell_diameter=0.7 * est, refine_diameter=False, copy=True)
+    assert fixed.uns["manifoldseg"]["summary"]["cell_diameter"] == pytest.approx(0.7 * est)
+    assert fixed.uns["manifoldseg"]["summary"]["cell_diameter_method"] == "given"
 
 
 def test_features_and_fused_graph(small_bins):

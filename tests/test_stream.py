@@ -218,7 +218,7 @@ def test_row_estimate_without_reading(tables):
 # ---------------------------------------------------------------- the real segmenter
 
 
-REAL = {"tile_size": 32.0, "cell_diameter": 10.0, "overlap": 15.0, "n_epochs": 20}
+REAL = {"tile_size": 36.0, "cell_diameter": 10.0, "overlap": 18.0, "n_epochs": 20}
 
 
 @pytest.fixture(scope="module")

@@ -107,32 +107,73 @@ def estimate_diameter_array(
     return float(np.clip(best, 4.0, 40.0)), "density_peaks"
 
 
-#: a given diameter this far from the data's estimate is worth a warning (benchmarks/diameter.py:
-#: median F1 falls by 0.21-0.37 at 0.7x the true diameter and by 0.04-0.17 at 1.3x, 2026-12-04)
-DIAMETER_WARN_RANGE = (0.8, 1.25)
+#: spread (sd of log diameter) of a user's cell diameter around the truth: "off by 30 %" (issue 3)
+HINT_LOG_SD = float(np.log(1.3))
+#: spread of the data's estimate around the truth: 0.93-1.13x the true diameter on the simulator
+#: and on both CosMx FOVs (benchmarks/diameter.py, 2026-12-04); 0.1 leaves a margin
+ESTIMATE_LOG_SD = 0.1
+#: weight of the estimate when both are combined in log space (precision weighting, about 0.87)
+ESTIMATE_WEIGHT = HINT_LOG_SD**2 / (HINT_LOG_SD**2 + ESTIMATE_LOG_SD**2)
+#: given / estimate outside this range (two combined sd) means they disagree: the given value is
+#: used as is. MERFISH (cultured cells of 45 um whose RNA peaks are sub-cellular; estimate 15.9)
+#: is such a case, and the user is right there.
+HINT_RANGE = (float(np.exp(-2 * np.hypot(HINT_LOG_SD, ESTIMATE_LOG_SD))),
+              float(np.exp(2 * np.hypot(HINT_LOG_SD, ESTIMATE_LOG_SD))))
 
 
-def check_given_diameter(coords: np.ndarray, counts: np.ndarray, nucleus: np.ndarray | None,
-                         cell_diameter: float) -> dict:
-    """Compare a user's ``cell_diameter`` with the data's own estimate; warn when they disagree.
+def resolve_diameter(coords: np.ndarray, counts: np.ndarray, nucleus: np.ndarray | None,
+                     cell_diameter: float | None, *, refine: bool = True) -> tuple[float, str, dict]:
+    """The cell diameter a run uses, how it was found, and what the data said.
 
-    Returns ``{"estimate", "method", "ratio"}`` (ratio = given / estimate; NaN when the data gave
-    no estimate). The warning names both values and the fix: results are far more sensitive to the
-    diameter than to anything else the user sets, and a too small one splits cells.
+    - ``cell_diameter=None``: the data's estimate (:func:`estimate_diameter_array`).
+    - A given value with ``refine=True`` (the default) is a prior, as Baysor's ``scale`` is: when the
+      data's estimate agrees with it within :data:`HINT_RANGE` (about 0.57-1.76x), the two are
+      combined in log space by their precisions (the given value is taken to be off by up to 30 %,
+      the estimate by about 10 %: the estimate weighs :data:`ESTIMATE_WEIGHT`), so a value 30 % off
+      is pulled most of the way to the data's scale. When they disagree more, the given value is
+      used as is and a warning names both: the estimator fails on some tissues (large cultured cells
+      with sub-cellular RNA peaks) and the user may know better.
+    - ``refine=False`` uses a given value as is; a warning says so when the data disagrees by more
+      than 0.8-1.25x.
+
+    Returns ``(diameter, method, info)``; ``method`` is ``"nucleus"``, ``"density_peaks"`` or
+    ``"default"`` (estimated), ``"given"`` or ``"given+data"`` (a given value combined with the
+    estimate); ``info`` holds ``cell_diameter_given``, ``cell_diameter_estimate`` and
+    ``cell_diameter_estimate_method`` (None where they do not apply).
     """
-    est, method = estimate_diameter_array(coords, counts, nucleus)
-    if method == "default":
-        return {"estimate": None, "method": method, "ratio": float("nan")}
-    ratio = float(cell_diameter) / est
-    lo, hi = DIAMETER_WARN_RANGE
-    if ratio < lo or ratio > hi:
-        logger.warning(
-            "cell_diameter=%g um is %.2fx the diameter estimated from the data (%.1f um, from %s); results "
-            "depend strongly on it (a %s value %s cells): check it, or pass cell_diameter=None to use the estimate",
-            cell_diameter, ratio, est, method.replace("_", " "), "too small" if ratio < 1 else "too large",
-            "splits" if ratio < 1 else "merges",
-        )
-    return {"estimate": round(float(est), 3), "method": method, "ratio": round(ratio, 3)}
+    est, est_method = estimate_diameter_array(coords, counts, nucleus)
+    if cell_diameter is None:
+        logger.info("estimated cell diameter: %.1f um (from %s)", est, est_method.replace("_", " "))
+        return est, est_method, {"cell_diameter_given": None, "cell_diameter_estimate": round(float(est), 3),
+                                 "cell_diameter_estimate_method": est_method}
+    given = float(cell_diameter)
+    info = {"cell_diameter_given": given,
+            "cell_diameter_estimate": None if est_method == "default" else round(float(est), 3),
+            "cell_diameter_estimate_method": est_method}
+    if est_method == "default":  # too little data for an estimate
+        return given, "given", info
+    ratio = given / est
+    lo, hi = HINT_RANGE if refine else DIAMETER_WARN_RANGE
+    where = f"the diameter estimated from the data ({est:.1f} um, from {est_method.replace('_', ' ')})"
+    if lo <= ratio <= hi:
+        if not refine:
+            return given, "given", info
+        d = float(np.exp(ESTIMATE_WEIGHT * np.log(est) + (1.0 - ESTIMATE_WEIGHT) * np.log(given)))
+        log = logger.warning if not DIAMETER_WARN_RANGE[0] <= ratio <= DIAMETER_WARN_RANGE[1] else logger.info
+        log("cell_diameter=%g um is %.2fx %s: using %.1f um, the two combined (pass refine_diameter=False to use "
+            "%g um as is)", given, ratio, where, d, given)
+        return d, "given+data", info
+    logger.warning(
+        "cell_diameter=%g um is %.2fx %s; results depend strongly on it (a %s value %s cells): using %g um as "
+        "given. Check it, or pass cell_diameter=None to use the estimate", given, ratio, where,
+        "too small" if ratio < 1 else "too large", "splits" if ratio < 1 else "merges", given)
+    return given, "given", info
+
+
+#: with ``refine=False``, a given diameter this far from the data's estimate is worth a warning
+#: (benchmarks/diameter.py: median F1 falls by 0.21-0.37 at 0.7x the true diameter and by
+#: 0.04-0.17 at 1.3x when the value is used as is, 2026-12-04)
+DIAMETER_WARN_RANGE = (0.8, 1.25)
 
 
 def _window(coords: np.ndarray, counts: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ def segment(
     adata: AnnData,
     *,
     cell_diameter: float | None = None,
+    refine_diameter: bool = True,
     prior_key: str | None = None,
     spatial_key: str = C.SPATIAL_KEY,
     key_added: str = C.CELL_KEY,
@@ -65,11 +66,20 @@ def segment(
         Spots (counts in ``X``) or transcripts (one-hot ``X``) with coordinates in um in
         ``obsm[spatial_key]`` (2 or 3 columns).
     cell_diameter
-        Typical cell diameter in um; estimated from the data when None (logged, stored in
-        ``uns``). Results depend strongly on it: on ``benchmarks/diameter.py`` (2026-12-04) median
-        F1 fell by 0.21-0.37 at 0.7x the true diameter and by 0.04-0.17 at 1.3x, while the
-        estimate scored within -0.01 to +0.04 of the true value. A given value outside 0.8-1.25x
-        the data's estimate is logged as a warning, and the estimate is stored in the summary.
+        Typical cell diameter in um; estimated from the data when None (from the nuclei with
+        ``prior_key``, else from the spacing of transcript-density peaks; logged and stored in
+        ``uns``). A given value is a prior (see ``refine_diameter``).
+    refine_diameter
+        Treat a given ``cell_diameter`` as a prior, as Baysor treats its ``scale``: when the data's
+        estimate is within 0.57-1.75x of it, the diameter used is their combination in log space
+        (the estimate weighs 0.87, the given value being taken to be off by up to 30 %); when they
+        disagree more, the given value is used as is with a warning (the estimate fails on some
+        tissues, e.g. large cultured cells whose RNA peaks are sub-cellular). Results depend
+        strongly on the diameter used: on ``benchmarks/diameter.py`` (2026-12-04) a value 30 %
+        too small used as is (``refine_diameter=False``) lost 0.21-0.37 of median F1, 30 % too
+        large 0.02-0.17; combined with the estimate (the default), 0.7x and 1.3x stayed within
+        0.004 of 1.0x on simulated bins, transcripts and CosMx FOV2, and within 0.056 on FOV3.
+        Given value, estimate and the diameter used are stored in ``uns["manifoldseg"]["summary"]``.
     prior_key
         ``obs`` column of nucleus ids (-1 outside nuclei): nuclei seed cells; one nucleus is never
         split across cells and two nuclei never share one.
@@ -144,25 +154,21 @@ def segment(
         prior = _prior(adata, prior_key)
     threads = _set_threads(n_jobs)
     start = time.perf_counter()
-    check = None
-    if cell_diameter is not None:
-        from ..pp._scale import check_given_diameter
-
-        check = check_given_diameter(coords, np.asarray(X.sum(axis=1)).ravel().astype(np.float64), prior,
-                                     cell_diameter)
     from .._tiling import segment_tiled, use_tiles
 
     try:
         if use_tiles(tile_size, len(coords)):
             res = segment_tiled(
-                coords, X, tile_size=tile_size, overlap=overlap, cell_diameter=cell_diameter, prior=prior,
+                coords, X, tile_size=tile_size, overlap=overlap, cell_diameter=cell_diameter,
+                refine_diameter=refine_diameter, prior=prior,
                 random_state=_random_seed(random_state), scheduler=scheduler, n_jobs=n_jobs, progress=progress,
                 n_neighbors=n_neighbors, n_epochs=n_epochs, embed_method=embed_method, persistence=persistence,
                 background=background, prior_extent=prior_extent,
             )
         else:
             res = segment_array(
-                coords, X, cell_diameter=cell_diameter, prior=prior, n_neighbors=n_neighbors, n_epochs=n_epochs,
+                coords, X, cell_diameter=cell_diameter, refine_diameter=refine_diameter, prior=prior,
+                n_neighbors=n_neighbors, n_epochs=n_epochs,
                 embed_method=embed_method, persistence=persistence, background=background,
                 prior_extent=prior_extent, random_state=_random_seed(random_state), progress=progress,
             )
@@ -181,16 +187,13 @@ def segment(
                        "method": "manifoldseg", "metric": "euclidean", "random_state": _random_seed(random_state)},
         }
     params = {
-        "cell_diameter": cell_diameter, "prior_key": prior_key, "spatial_key": spatial_key, "key_added": key_added,
+        "cell_diameter": cell_diameter, "refine_diameter": refine_diameter, "prior_key": prior_key, "spatial_key": spatial_key, "key_added": key_added,
         "n_neighbors": n_neighbors, "n_epochs": n_epochs, "embed_method": embed_method,
         "persistence": persistence, "background": background, "prior_extent": prior_extent,
         "random_state": _random_seed(random_state),
         "tile_size": tile_size, "overlap": overlap,
     }
     info = dict(res.info)
-    if check is not None:
-        info["cell_diameter_estimate"] = check["estimate"]
-        info["cell_diameter_estimate_method"] = check["method"]
     adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(info)}
     logger.info(
         "segmented %d spots into %d cells (%.1f%% assigned) in %.1f s",

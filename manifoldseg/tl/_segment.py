@@ -12,7 +12,7 @@ from scipy import sparse
 from ..pp._background import background_threshold
 from ..pp._features import DEFAULT_SCALES, neighborhood_features_array
 from ..pp._graph import fused_graph_array
-from ..pp._scale import estimate_diameter_array
+from ..pp._scale import resolve_diameter
 from ..pp._smooth import Grid, grid_pixel
 from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
 from ._embed import embed_array, median_edge, spatial_init
@@ -324,6 +324,7 @@ def segment_array(
     X: sparse.csr_matrix,
     *,
     cell_diameter: float | None = None,
+    refine_diameter: bool | None = True,
     prior: np.ndarray | None = None,
     scales: tuple[float, ...] = DEFAULT_SCALES,
     n_components: int = 10,
@@ -369,6 +370,11 @@ def segment_array(
     over-segments CosMx (F1 -0.04 to -0.08); halfway (``0.5``) with ``score_weight=1`` gains on
     both (see :func:`candidates_array`). ``background_kwargs`` go to :func:`density_terms`.
 
+    ``refine_diameter``: a given ``cell_diameter`` is a prior combined with the data's estimate
+    (:func:`manifoldseg.pp._scale.resolve_diameter`); ``False`` uses it as is (warning when the data
+    disagrees); ``None`` uses it as is without looking at the data (the tiles of a section, which
+    share the diameter resolved once for the section).
+
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
     cell, so the faint cytoplasm around it is kept (simulated F1 with the prior +0.02 to +0.06).
@@ -396,12 +402,10 @@ def segment_array(
         bar.set_postfix_str(name)
         bar.update(1)
 
-    if cell_diameter is None:
-        cell_diameter, method = estimate_diameter_array(coords, counts, prior)
-        logger.info("estimated cell diameter: %.1f um (from %s)", cell_diameter, method)
+    if cell_diameter is not None and refine_diameter is None:
+        d, method, dinfo = float(cell_diameter), "given", {}
     else:
-        method = "given"
-    d = float(cell_diameter)
+        d, method, dinfo = resolve_diameter(coords, counts, prior, cell_diameter, refine=bool(refine_diameter))
     tick("scale")
     sec = section or {}
     st = manifold_stages(
@@ -435,6 +439,7 @@ def segment_array(
     info = {
         "cell_diameter": d,
         "cell_diameter_method": method,
+        **dinfo,
         "typical_cell_counts": typical_mass,
         "background_log_density": float(thr) if np.isfinite(thr) else None,
         "n_candidates": int(cand.max() + 1) if (cand >= 0).any() else 0,
