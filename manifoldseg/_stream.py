@@ -1070,7 +1070,9 @@ def segment_file(
     spatial_key
         ``.h5ad``: the ``obsm`` key of the coordinates.
     tile_size, overlap, cell_diameter, random_state, scheduler, n_jobs, progress, segmenter
-        As in :func:`manifoldseg._tiling.segment_tiled`.
+        As in :func:`manifoldseg._tiling.segment_tiled`; ``refine_diameter=False`` (a keyword, like
+        those of the segmenter) uses a given ``cell_diameter`` as is instead of combining it with
+        the data's estimate.
     tmp_dir
         Folder for the shard files (about 40 bytes per row; default the system's temporary
         folder; Dask workers must be able to read it).

@@ -351,8 +351,9 @@ def report_html(
             ("manifoldseg version", run.get("version", ""))]
     rows = [r for r in rows if r[1]]
     if summary:
-        for k in ("cell_diameter", "cell_diameter_method", "n_candidates", "n_cells", "assigned_fraction", "seconds"):
-            if k in summary:
+        for k in ("cell_diameter", "cell_diameter_method", "cell_diameter_given", "cell_diameter_estimate",
+                  "n_candidates", "n_cells", "assigned_fraction", "seconds"):
+            if summary.get(k) is not None:
                 v = summary[k]
                 rows.append((k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else v))
         timings = summary.get("timings")

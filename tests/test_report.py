@@ -87,6 +87,9 @@ def test_report_holds_parameters_summary_and_metrics(report, segmented):
     n_cells = int(np.unique(adata.obs["cell_id"][adata.obs["cell_id"] >= 0]).size)
     assert f"<b>{n_cells:,}</b><span>cells</span>" in text
     assert "seconds per step" in text  # the run summary of uns["manifoldseg"]
+    # the diameter: estimated here (cell_diameter=None), so no given value is listed
+    est = adata.uns["manifoldseg"]["summary"]["cell_diameter_estimate"]
+    assert f"<td>cell diameter estimate</td><td>{est:.4g}</td>" in text and "cell diameter given" not in text
 
 
 def test_write_report_refuses_overwrite_before_any_work(segmented, tmp_path, monkeypatch):
