@@ -81,10 +81,10 @@ def summarize(rows: list[dict]) -> list[dict]:
     """Medians over seeds per case and diameter, with the robustness verdict per case."""
     out = []
     for case in dict.fromkeys(r["case"] for r in rows):
-        for mode in dict.fromkeys(r.get("mode", "prior") for r in rows if r["case"] == case):
+        for mode in dict.fromkeys(r["mode"] for r in rows if r["case"] == case):
             meds = {}
-            for factor in dict.fromkeys(r["factor"] for r in rows if r["case"] == case and r.get("mode", "prior") == mode):
-                rs = [r for r in rows if r["case"] == case and r.get("mode", "prior") == mode and r["factor"] == factor]
+            for factor in dict.fromkeys(r["factor"] for r in rows if r["case"] == case and r["mode"] == mode):
+                rs = [r for r in rows if r["case"] == case and r["mode"] == mode and r["factor"] == factor]
                 m = {k: float(np.median([r[k] for r in rs])) for k in (*KEYS, "cell_diameter", "n_pred")}
                 meds[factor] = m
                 out.append({"case": case, "mode": mode, "factor": "estimate" if factor is None else factor,

@@ -254,8 +254,9 @@ def prepare_section(
     """What every tile shares, learnt once on the section's central window (:func:`central_sample`
     of ``coords``; the whole section up to :data:`SCALE_SAMPLE_SPOTS` spots): the cell diameter
     (:func:`manifoldseg.pp._scale.resolve_diameter`: estimated when None, a given one combined with
-    the estimate unless ``refine_diameter=False``), the default segmenter's section-wide parameters (:func:`with_section`, on a
-    window of at most :data:`SECTION_SAMPLE_SPOTS` spots within) and the stitcher's link radius. ``origin`` is the section's lowest corner.
+    the estimate unless ``refine_diameter=False``), the default segmenter's section-wide
+    parameters (:func:`with_section`, on a window of at most :data:`SECTION_SAMPLE_SPOTS` spots
+    within) and the stitcher's link radius. ``origin`` is the section's lowest corner.
 
     Returns ``(cell_diameter, how it was found, segment_kwargs, link_radius, diameter info)``.
     """
@@ -263,8 +264,8 @@ def prepare_section(
 
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     pick = central_sample(coords)
-    d, method, dinfo = resolve_diameter(coords[pick], counts[pick], None if prior is None else np.asarray(prior)[pick],
-                                        cell_diameter, refine=refine_diameter)
+    sample_prior = None if prior is None else np.asarray(prior)[pick]
+    d, method, dinfo = resolve_diameter(coords[pick], counts[pick], sample_prior, cell_diameter, refine=refine_diameter)
     logger.info("cell diameter for all tiles: %.1f um (%s, from %d spots)", d, method, len(pick))
     if segmenter is None and "section" not in segment_kwargs and len(coords):
         pick = pick[central_sample(coords[pick], SECTION_SAMPLE_SPOTS)]

@@ -524,7 +524,8 @@ def _cmd_segment(args) -> int:
 
     kw = {
         "cell_diameter": args.cell_diameter, "refine_diameter": not args.fixed_diameter,
-        "prior_key": args.prior_key, "spatial_key": spatial_key, "key_added": key, "n_jobs": args.n_jobs, "random_state": args.seed, "progress": not args.quiet,
+        "prior_key": args.prior_key, "spatial_key": spatial_key, "key_added": key, "n_jobs": args.n_jobs,
+        "random_state": args.seed, "progress": not args.quiet,
     }
     if args.tile_size is not None:
         kw["tile_size"] = args.tile_size

@@ -107,6 +107,10 @@ def estimate_diameter_array(
     return float(np.clip(best, 4.0, 40.0)), "density_peaks"
 
 
+#: with ``refine=False``, a given diameter this far from the data's estimate is worth a warning
+#: (benchmarks/diameter.py: median F1 falls by 0.21-0.37 at 0.7x the true diameter and by
+#: 0.04-0.17 at 1.3x when the value is used as is, 2026-12-04)
+DIAMETER_WARN_RANGE = (0.8, 1.25)
 #: spread (sd of log diameter) of a user's cell diameter around the truth: "off by 30 %" (issue 3)
 HINT_LOG_SD = float(np.log(1.3))
 #: spread of the data's estimate around the truth: 0.93-1.13x the true diameter on the simulator
@@ -153,27 +157,20 @@ def resolve_diameter(coords: np.ndarray, counts: np.ndarray, nucleus: np.ndarray
     if est_method == "default":  # too little data for an estimate
         return given, "given", info
     ratio = given / est
-    lo, hi = HINT_RANGE if refine else DIAMETER_WARN_RANGE
+    close = DIAMETER_WARN_RANGE[0] <= ratio <= DIAMETER_WARN_RANGE[1]
     where = f"the diameter estimated from the data ({est:.1f} um, from {est_method.replace('_', ' ')})"
-    if lo <= ratio <= hi:
-        if not refine:
-            return given, "given", info
+    if refine and HINT_RANGE[0] <= ratio <= HINT_RANGE[1]:
         d = float(np.exp(ESTIMATE_WEIGHT * np.log(est) + (1.0 - ESTIMATE_WEIGHT) * np.log(given)))
-        log = logger.warning if not DIAMETER_WARN_RANGE[0] <= ratio <= DIAMETER_WARN_RANGE[1] else logger.info
-        log("cell_diameter=%g um is %.2fx %s: using %.1f um, the two combined (pass refine_diameter=False to use "
+        (logger.info if close else logger.warning)(
+            "cell_diameter=%g um is %.2fx %s: using %.1f um, the two combined (pass refine_diameter=False to use "
             "%g um as is)", given, ratio, where, d, given)
         return d, "given+data", info
-    logger.warning(
-        "cell_diameter=%g um is %.2fx %s; results depend strongly on it (a %s value %s cells): using %g um as "
-        "given. Check it, or pass cell_diameter=None to use the estimate", given, ratio, where,
-        "too small" if ratio < 1 else "too large", "splits" if ratio < 1 else "merges", given)
+    if not close:  # HINT_RANGE holds DIAMETER_WARN_RANGE: every refused prior lands here
+        logger.warning(
+            "cell_diameter=%g um is %.2fx %s; results depend strongly on it (a %s value %s cells): using %g um "
+            "as given. Check it, or pass cell_diameter=None to use the estimate", given, ratio, where,
+            "too small" if ratio < 1 else "too large", "splits" if ratio < 1 else "merges", given)
     return given, "given", info
-
-
-#: with ``refine=False``, a given diameter this far from the data's estimate is worth a warning
-#: (benchmarks/diameter.py: median F1 falls by 0.21-0.37 at 0.7x the true diameter and by
-#: 0.04-0.17 at 1.3x when the value is used as is, 2026-12-04)
-DIAMETER_WARN_RANGE = (0.8, 1.25)
 
 
 def _window(coords: np.ndarray, counts: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:

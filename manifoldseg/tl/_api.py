@@ -77,7 +77,7 @@ def segment(
         tissues, e.g. large cultured cells whose RNA peaks are sub-cellular). Results depend
         strongly on the diameter used: on ``benchmarks/diameter.py`` (2026-12-04) a value 30 %
         too small used as is (``refine_diameter=False``) lost 0.21-0.37 of median F1, 30 % too
-        large 0.02-0.17; combined with the estimate (the default), 0.7x and 1.3x stayed within
+        large 0.04-0.17; combined with the estimate (the default), 0.7x and 1.3x stayed within
         0.004 of 1.0x on simulated bins, transcripts and CosMx FOV2, and within 0.056 on FOV3.
         Given value, estimate and the diameter used are stored in ``uns["manifoldseg"]["summary"]``.
     prior_key
@@ -187,14 +187,14 @@ def segment(
                        "method": "manifoldseg", "metric": "euclidean", "random_state": _random_seed(random_state)},
         }
     params = {
-        "cell_diameter": cell_diameter, "refine_diameter": refine_diameter, "prior_key": prior_key, "spatial_key": spatial_key, "key_added": key_added,
+        "cell_diameter": cell_diameter, "refine_diameter": refine_diameter, "prior_key": prior_key,
+        "spatial_key": spatial_key, "key_added": key_added,
         "n_neighbors": n_neighbors, "n_epochs": n_epochs, "embed_method": embed_method,
         "persistence": persistence, "background": background, "prior_extent": prior_extent,
         "random_state": _random_seed(random_state),
         "tile_size": tile_size, "overlap": overlap,
     }
-    info = dict(res.info)
-    adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(info)}
+    adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(res.info)}
     logger.info(
         "segmented %d spots into %d cells (%.1f%% assigned) in %.1f s",
         len(res.labels), res.info["n_cells"], 100 * res.info["assigned_fraction"], time.perf_counter() - start,
