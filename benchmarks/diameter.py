@@ -20,17 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import logging
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-import manifoldseg as ms
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -38,6 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
+from _report import parse_args, write_results  # noqa: E402
 from scaling import machine, markdown_table  # noqa: E402
 
 CASES = {
@@ -107,16 +103,7 @@ def table(summary: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--output", type=Path, default=RESULTS / "diameter.json")
-    args = ap.parse_args(argv)
-    logging.disable(logging.INFO)
-    if any(c.startswith("cosmx") for c in args.cases) and _real.data_dir() is None:
-        print("the CosMx files are not found (../shared/data or $MANIFOLDSEG_DATA): CosMx cases skipped",
-              file=sys.stderr)
-        args.cases = [c for c in args.cases if not c.startswith("cosmx")]
+    args = parse_args(argv, __doc__.split("\n")[0], list(CASES), RESULTS / "diameter.json")
     t0 = time.perf_counter()
     rows = []
     for case in args.cases:
@@ -139,8 +126,6 @@ def main(argv=None) -> int:
     result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
               "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "factors": list(FACTORS),
               "modes": MODES, "tolerance": TOLERANCE, "rows": rows, "summary": summary}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    md = args.output.with_suffix(".md")
     git = result["git"]
     header = (f"# Robustness to the cell diameter ({result['date']}, commit {git.get('commit', '?')[:10]}"
               f"{' (dirty tree)' if git.get('dirty') else ''})\n\n"
@@ -149,10 +134,7 @@ def main(argv=None) -> int:
               "(estimate = `cell_diameter=None`); mode prior = the given value combined with the data's estimate "
               "(default, `refine_diameter=True`), fixed = used as is. Target (mode prior): F1 at 0.7x and 1.3x within "
               f"{TOLERANCE} of F1 at 1.0x.\n\n")
-    for path, content in ((args.output, json.dumps(result, indent=1, default=str)), (md, header + text + "\n" + verdict + "\n")):
-        with ms.io.atomic_path(path, overwrite=True) as tmp:
-            Path(tmp).write_text(content)
-    print(f"\nwrote {args.output} and {md}")
+    write_results(args.output, result, header + text + "\n" + verdict + "\n")
     return 0
 
 

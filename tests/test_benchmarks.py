@@ -229,3 +229,30 @@ def test_diameter_benchmark_verdict():
     assert out[("a", "fixed", 1.0)]["largest_f1_drop_at_30pct"] == 0.05 and "holds_up" not in out[("a", "fixed", 1.0)]
     assert out[("a", "estimate", "estimate")]["seeds"] == "0,1,2" and "holds_up" not in out[("a", "prior", 0.7)]
     assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
+
+
+def test_seed_coverage_exact():
+    """benchmarks/seeds.py: shares of reference cells holding 0 / 1 / 2+ peaks, peaks on background,
+    the F1 bound and the missed cells' relative size, counts and type, on a hand-made case."""
+    import seeds
+
+    # reference cells 0 (4 items), 1 (4 items), 2 (2 items, faint); items 10-11 background
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, -1, -1])
+    counts = np.array([2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1], dtype=float)
+    ctype = np.array(["a"] * 4 + ["b"] * 4 + ["a"] * 2 + ["x"] * 2)
+    # peaks: two in cell 0, none in 1 or 2, one on background; cell 1 and 2 lie in candidate 0
+    peaks = np.array([0, 2, 11])
+    cand = np.array([0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 2])
+    pred = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 1])
+    out = seeds.seed_coverage(truth, peaks, cand, pred, counts, ctype)
+    assert out["n_true"] == 3 and out["n_peaks"] == 3 and out["n_pred"] == 2
+    assert out["no_peak"] == 2 / 3 and out["one_peak"] == 0.0 and out["two_plus"] == 1 / 3
+    assert out["peaks_in_background"] == 1 / 3 and out["f1_bound"] == 0.0
+    assert np.isnan(out["missed_size"])  # no one-peak cell to compare with
+    # both missed cells sit in candidate 0, which peaks in cell 0 (type a): cell 2 is type a, cell 1 type b
+    assert out["missed_same_type"] == 0.5
+    peaks1 = np.array([0, 5, 11])  # now cells 0 and 1 hold one peak each, cell 2 none
+    cand1 = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2])
+    out = seeds.seed_coverage(truth, peaks1, cand1, pred, counts, ctype)
+    assert out["one_peak"] == 2 / 3 and out["no_peak"] == 1 / 3 and out["f1_bound"] == 2 * 2 / (3 + 2)
+    assert out["missed_size"] == 0.5 and out["missed_counts"] == 0.25 and out["missed_same_type"] == 0.0

@@ -405,6 +405,19 @@ def test_segment_bins_against_known_cells(small_bins):
     assert summary["cell_diameter"] > 0
 
 
+def test_segment_array_reports_each_candidates_peak(small_bins):
+    """SegmentResult.peaks: one spot per candidate, inside it, and most of them seeds of a cell."""
+    from manifoldseg._validate import check_adata
+    from manifoldseg.tl._segment import segment_array
+
+    coords, X = check_adata(small_bins)
+    res = segment_array(coords, X, random_state=0)
+    k = int(res.candidates.max()) + 1
+    assert res.peaks.shape == (k,) and res.info["n_candidates"] == k
+    assert np.array_equal(res.candidates[res.peaks], np.arange(k))
+    assert (res.labels[res.peaks] >= 0).mean() >= 0.7
+
+
 def test_segment_with_nuclear_prior(small_bins):
     a = small_bins
     ms.tl.segment(a, prior_key="nucleus")

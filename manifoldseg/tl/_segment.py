@@ -35,6 +35,8 @@ class SegmentResult:
     distances: sparse.csr_matrix
     candidates: np.ndarray
     info: dict = field(default_factory=dict)
+    #: the density peak (spot index) of each candidate: the refinement's seeds without a prior
+    peaks: np.ndarray | None = None
 
 
 def auto_neighbors(coords: np.ndarray, cell_diameter: float, *, low: int = 6, high: int = 40) -> int:
@@ -450,7 +452,7 @@ def segment_array(
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": times,
     }
-    return SegmentResult(labels, conf, emb, graph, dist, cand, info)
+    return SegmentResult(labels, conf, emb, graph, dist, cand, info, peaks=np.asarray(peaks, dtype=np.int64))
 
 
 def _empty_result(coords: np.ndarray, cell_diameter: float | None, t0: float) -> SegmentResult:
@@ -462,4 +464,5 @@ def _empty_result(coords: np.ndarray, cell_diameter: float | None, t0: float) ->
             "assigned_fraction": 0.0, "features": {}, "graph": {"n_neighbors": 0},
             "seconds": round(time.perf_counter() - t0, 3), "timings": {}}
     return SegmentResult(np.full(n, -1, dtype=np.int64), np.zeros(n), np.asarray(coords, dtype=np.float32),
-                         empty, empty.copy(), np.full(n, -1, dtype=np.int64), info)
+                         empty, empty.copy(), np.full(n, -1, dtype=np.int64), info,
+                         peaks=np.zeros(0, dtype=np.int64))

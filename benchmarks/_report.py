@@ -1,0 +1,46 @@
+"""Shared pieces of the small benchmark scripts (diameter.py, seeds.py): real-data check and output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import _real
+
+import manifoldseg as ms
+
+
+def parse_args(argv, description: str, cases: list[str], output: Path) -> argparse.Namespace:
+    """``--seeds`` (default 0 1 2), ``--cases`` (default all; CosMx left out without its files) and
+    ``--output``; manifoldseg's INFO log is silenced."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cases", nargs="+", default=list(cases), choices=list(cases))
+    ap.add_argument("--output", type=Path, default=output)
+    args = ap.parse_args(argv)
+    logging.disable(logging.INFO)
+    args.cases = available_cases(args.cases)
+    return args
+
+
+def available_cases(cases: list[str]) -> list[str]:
+    """``cases`` without the CosMx ones when the CosMx files are not found (with a note on stderr)."""
+    if any(c.startswith("cosmx") for c in cases) and _real.data_dir() is None:
+        print("the CosMx files are not found (../shared/data or $MANIFOLDSEG_DATA): CosMx cases skipped",
+              file=sys.stderr)
+        return [c for c in cases if not c.startswith("cosmx")]
+    return list(cases)
+
+
+def write_results(output: Path, result: dict, markdown: str) -> Path:
+    """Write ``result`` as JSON to ``output`` and ``markdown`` beside it (``.md``), each atomically."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    md = output.with_suffix(".md")
+    for path, content in ((output, json.dumps(result, indent=1, default=str)), (md, markdown)):
+        with ms.io.atomic_path(path, overwrite=True) as tmp:
+            Path(tmp).write_text(content)
+    print(f"\nwrote {output} and {md}")
+    return md

@@ -1,0 +1,155 @@
+"""Where the RNA-only misses come from: how many reference cells get a seed (issue 3, steps 5-6).
+
+Without a nuclear prior, the refinement grows one cell from each candidate's density peak
+(``SegmentResult.peaks``). A reference cell that holds no peak cannot be found (a neighbour
+absorbs it, or it is left as background); a cell with two peaks is split unless the refinement
+merges them. With the simulator's nuclei as seeds (``prior_key="nucleus"``) F1 is 0.95-0.97, so
+the seeds bound the RNA-only score. Per case, over seeds (medians):
+
+- ``no_peak`` / ``one_peak`` / ``two_plus``: share of reference cells holding 0, 1, 2+ peaks;
+  ``peaks_in_background``: share of peaks on reference background;
+- ``f1_bound``: the F1 if every one-peak cell were matched and nothing else,
+  2 x one-peak cells / (reference cells + our cells); ``f1``: what the run reached;
+- ``missed_size`` / ``missed_counts``: median size (items) and counts of no-peak cells relative
+  to those of one-peak cells; ``missed_same_type``: share of no-peak cells whose absorbing
+  candidate peaks in a cell of the same type (simulator only: RNA cannot tell those apart).
+
+Usage::
+
+    python benchmarks/seeds.py                 # seeds 0 1 2, all cases (about 2 min on 2 cores)
+    python benchmarks/seeds.py --cases cosmx_fov2 --seeds 0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+import _real  # noqa: E402
+import accuracy as A  # noqa: E402
+from _report import parse_args, write_results  # noqa: E402
+from scaling import machine, markdown_table  # noqa: E402
+
+CASES = {
+    "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, 1.0),
+    "sim_bins_2um": (A._sim_loader("bins", 2.0), A.TRUTH_KEY, 2.0),
+    "sim_transcripts": (A._sim_loader("transcripts"), A.TRUTH_KEY, None),
+    "cosmx_fov2": (A._real_loader("cosmx_fov2"), _real.REF_CELL, None),
+    "cosmx_fov3": (A._real_loader("cosmx_fov3"), _real.REF_CELL, None),
+}
+TYPE_KEY = "true_type"
+KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f1", "missed_size",
+        "missed_counts", "missed_same_type")
+
+
+def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, pred: np.ndarray,
+                  counts: np.ndarray, cell_type: np.ndarray | None = None) -> dict:
+    """Seed coverage of the reference cells (see the module docstring); ``truth`` -1 = background."""
+    truth = np.asarray(truth, dtype=np.int64)
+    peaks = np.asarray(peaks, dtype=np.int64)
+    ids = np.unique(truth[truth >= 0])
+    k = int(truth.max()) + 1 if len(ids) else 0
+    on = truth[peaks]
+    n_peaks = np.bincount(on[on >= 0], minlength=k)[ids]
+    none, one = ids[n_peaks == 0], ids[n_peaks == 1]
+    n_pred = int(np.unique(pred[pred >= 0]).size)
+    size = np.bincount(truth[truth >= 0], minlength=k).astype(np.float64)
+    cnt = np.bincount(truth[truth >= 0], weights=counts[truth >= 0], minlength=k)
+    out = {
+        "n_true": int(len(ids)), "n_peaks": int(len(peaks)), "n_pred": n_pred,
+        "no_peak": float(len(none) / max(len(ids), 1)), "one_peak": float(len(one) / max(len(ids), 1)),
+        "two_plus": float((n_peaks >= 2).mean()) if len(ids) else float("nan"),
+        "peaks_in_background": float((on < 0).mean()) if len(peaks) else float("nan"),
+        "f1_bound": float(2 * len(one) / max(len(ids) + n_pred, 1)),
+        "missed_size": float(np.median(size[none]) / np.median(size[one])) if len(none) and len(one) else float("nan"),
+        "missed_counts": float(np.median(cnt[none]) / np.median(cnt[one])) if len(none) and len(one) else float("nan"),
+        "missed_same_type": float("nan"),
+    }
+    if cell_type is not None and len(none):
+        cell_type = np.asarray(cell_type)
+        same = []
+        for c in none:
+            cand = candidates[(truth == c) & (candidates >= 0)]
+            if not len(cand):
+                continue
+            host = truth[peaks[np.bincount(cand).argmax()]]
+            same.append(host >= 0 and cell_type[truth == host][0] == cell_type[truth == c][0])
+        out["missed_same_type"] = float(np.mean(same)) if same else float("nan")
+    return out
+
+
+def one(case: str, seed: int) -> dict:
+    """Segment one case RNA-only (as ``ms.tl.segment`` does, untiled) and measure its seeds."""
+    from manifoldseg._validate import check_adata
+    from manifoldseg.tl._segment import segment_array
+
+    load, truth_key, bin_size = CASES[case]
+    adata = load(seed)
+    sub = _real.segmentation_input(adata)
+    coords, X = check_adata(sub)
+    t0 = time.perf_counter()
+    res = segment_array(coords, X, random_state=seed)
+    secs = time.perf_counter() - t0
+    truth = adata.obs[truth_key].to_numpy(dtype=np.int64)
+    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    ctype = adata.obs[TYPE_KEY].to_numpy() if TYPE_KEY in adata.obs else None
+    row = seed_coverage(truth, res.peaks, res.candidates, res.labels, counts, ctype)
+    row["f1"] = float(A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)["f1"])
+    return {"case": case, "seed": seed, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
+            "cell_diameter": round(float(res.info["cell_diameter"]), 2), "seconds": round(secs, 1)}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Medians over seeds per case."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        rs = [r for r in rows if r["case"] == case]
+        med = {k: round(float(np.nanmedian([r[k] for r in rs])), 3) if not all(np.isnan(r[k]) for r in rs)
+               else float("nan") for k in KEYS}
+        counts = {k: int(np.median([r[k] for r in rs])) for k in ("n_true", "n_pred")}
+        out.append({"case": case, "seeds": ",".join(str(r["seed"]) for r in rs), **counts, **med})
+    return out
+
+
+def table(summary: list[dict]) -> str:
+    return markdown_table(summary, ["case", "seeds", "n_true", "n_pred", *KEYS])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv, __doc__.split("\n")[0], list(CASES), RESULTS / "seeds.json")
+    t0 = time.perf_counter()
+    rows = []
+    for case in args.cases:
+        for seed in args.seeds:
+            r = one(case, seed)
+            rows.append(r)
+            print(f"{case} seed {seed}: {r['n_true']} cells, no peak {r['no_peak']:.3f}, one {r['one_peak']:.3f}, "
+                  f"2+ {r['two_plus']:.3f}, F1 bound {r['f1_bound']:.3f}, F1 {r['f1']:.3f}", flush=True)
+    summary = summarize(rows)
+    text = table(summary)
+    print()
+    print(text)
+    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
+              "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "summary": summary}
+    git = result["git"]
+    header = (f"# Seed coverage, RNA only ({result['date']}, commit {git.get('commit', '?')[:10]}"
+              f"{' (dirty tree)' if git.get('dirty') else ''})\n\n"
+              "Medians over seeds. Shares of reference cells holding 0 / 1 / 2+ of the density peaks the "
+              "refinement grows cells from; f1_bound = 2 x one-peak cells / (reference + our cells); "
+              "missed_size / missed_counts = median size / counts of no-peak cells over those of one-peak "
+              "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
+              "of the same type (simulator only). See the docstring of benchmarks/seeds.py.\n\n")
+    write_results(args.output, result, header + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
