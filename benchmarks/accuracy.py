@@ -52,6 +52,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
+from scaling import cpu_info  # noqa: E402
 
 import manifoldseg as ms  # noqa: E402
 from manifoldseg._constants import CELL_KEY, NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY  # noqa: E402
@@ -491,7 +492,7 @@ def _machine() -> dict:
     return {"node": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": numpy.__version__,
             "numba": numba.__version__, "scikit-learn": sklearn.__version__,
-            "manifoldseg": getattr(ms, "__version__", "?")}
+            "manifoldseg": getattr(ms, "__version__", "?"), **cpu_info()}
 
 
 # --------------------------------------------------------------------------------------------- #

@@ -199,6 +199,27 @@ def _cold(n_spots: int, cache_dir: str | None) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+#: vector extensions that change how numba / BLAS kernels round (results can differ between CPUs)
+SIMD_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni")
+
+
+def cpu_info() -> dict:
+    """CPU model and the vector extensions of ``SIMD_FLAGS`` it has (from /proc/cpuinfo; {} elsewhere)."""
+    info: dict = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and "cpu_model" not in info:
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    info["cpu_simd"] = [f for f in SIMD_FLAGS if f in flags]
+                    break
+    except OSError:
+        pass
+    return info
+
+
 def machine() -> dict:
     info = {
         "platform": platform.platform(),
@@ -212,13 +233,7 @@ def machine() -> dict:
         info["memory_gb"] = round(psutil.virtual_memory().total / 1e9, 1)
     except ImportError:
         pass
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    info.update(cpu_info())
     import manifoldseg
 
     info["manifoldseg"] = manifoldseg.__version__
