@@ -214,7 +214,7 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
 
 
 def confident_types(X: sparse.csr_matrix, candidates: np.ndarray, coords: np.ndarray, cell_diameter: float, *,
-                    n_types: int = 8, radius: float = 0.3, margin: float = 5.0, random_state: int = 0) -> np.ndarray:
+                    n_types: int = 8, radius: float = 0.3, margin: float = 3.0, random_state: int = 0) -> np.ndarray:
     """Cell type of each spot where its neighbourhood's RNA says so clearly; -1 elsewhere.
 
     Candidates' summed counts are clustered into ``n_types`` types (KMeans on a truncated SVD of

