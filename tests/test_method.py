@@ -176,32 +176,6 @@ def test_refine_with_prior_orphans_and_reach():
 
 
 
-def test_confident_types_and_cut_across_types():
-    """Spots on a line, genes 0-1 on the left and 2-3 on the right, one mixed spot between: the
-    sides are typed apart, the mixed spot (a balanced neighbourhood) stays untyped, and only the
-    edges between typed spots of different types are cut."""
-    from manifoldseg.tl._refine import confident_types, cut_across_types
-
-    n = 41
-    coords = np.c_[np.arange(n, dtype=float), np.zeros(n)]
-    X = np.zeros((n, 4))
-    X[:20, 0], X[:20, 1] = 3, 2
-    X[21:, 2], X[21:, 3] = 2, 3
-    X[20] = 1
-    cand = np.r_[np.repeat(np.arange(4), 5), -1, np.repeat(np.arange(4, 8), 5)]  # 4 candidates a side
-    types = confident_types(sparse.csr_matrix(X), cand, coords, 4.0, n_types=2, radius=0.25, margin=3.0)
-    assert set(types[:20]) == {types[0]} and set(types[21:]) == {types[-1]} and types[0] != types[-1] >= 0
-    assert types[20] == -1
-    G = chain(n)
-    assert cut_across_types(G, types).nnz == G.nnz  # the untyped spot keeps the line connected
-    types2 = types.copy()
-    types2[20] = types[-1]
-    cut = cut_across_types(G, types2)
-    assert cut.nnz == G.nnz - 2 and cut[19, 20] == 0 and cut[20, 21] == 1 and cut[18, 19] == 1
-    # too few candidates for the types asked: nothing is typed
-    assert (confident_types(sparse.csr_matrix(X), cand, coords, 4.0, n_types=8) == -1).all()
-
-
 def test_refine_leaves_faint_cells_as_background():
     """A cell of plausible size (by area mass) but under ``min_counts_fraction`` of a typical cell's
     counts is background; a cell around its own nucleus is kept whatever its counts."""

@@ -3,9 +3,7 @@
 Optimises local connectivity (fused-graph edges inside versus across cells) and per-cell
 connectivity together: every cell one connected piece of plausible size, fragments merged into
 the neighbour they are most tied to, oversized cells split, strays regrown into the cell they are
-most tied to, and low-density spots left as background (-1). Without a nuclear prior, edges
-across a clear change of cell type (:func:`confident_types`, :func:`cut_across_types`) are cut
-before the flood.
+most tied to, and low-density spots left as background (-1).
 """
 
 from __future__ import annotations
@@ -211,55 +209,6 @@ def split_oversized(coords, labels, mass, typical_mass, max_mass, random_state=0
             labels[idx[sub == p]] = next_id
             next_id += 1
     return labels
-
-
-def confident_types(X: sparse.csr_matrix, candidates: np.ndarray, coords: np.ndarray, cell_diameter: float, *,
-                    n_types: int = 8, radius: float = 0.3, margin: float = 3.0, random_state: int = 0) -> np.ndarray:
-    """Cell type of each spot where its neighbourhood's RNA says so clearly; -1 elsewhere.
-
-    Candidates' summed counts are clustered into ``n_types`` types (KMeans on a truncated SVD of
-    log-normalised profiles); each type's gene frequencies (pseudocount 0.5) score the counts within
-    ``radius`` x the diameter of every spot (multinomial log likelihood), and a spot is typed when
-    its best type beats the second by ``margin`` nats. Returns all -1 when there are fewer than
-    ``2 * n_types`` candidates.
-    """
-    from scipy.spatial import cKDTree
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import TruncatedSVD
-
-    n = len(candidates)
-    out = np.full(n, -1, dtype=np.int64)
-    inside = candidates >= 0
-    k = int(candidates.max()) + 1 if inside.any() else 0
-    X = sparse.csr_matrix(X, dtype=np.float64)
-    if k < 2 * n_types or X.shape[1] < 3:
-        return out
-    M = sparse.csr_matrix((np.ones(int(inside.sum())), (candidates[inside], np.nonzero(inside)[0])), shape=(k, n))
-    C = (M @ X).tocsr()
-    total = np.asarray(C.sum(axis=1)).ravel()
-    norm = sparse.diags(1e4 / np.maximum(total, 1.0)) @ C
-    norm.data = np.log1p(norm.data)
-    Z = TruncatedSVD(min(20, X.shape[1] - 1), random_state=random_state).fit_transform(norm)
-    types = KMeans(n_types, n_init=4, random_state=random_state).fit_predict(Z)
-    T = sparse.csr_matrix((np.ones(k), (types, np.arange(k))), shape=(n_types, k))
-    P = np.asarray((T @ C).todense()) + 0.5
-    log_p = np.log(P / P.sum(axis=1, keepdims=True))
-    tree = cKDTree(coords)
-    near = tree.sparse_distance_matrix(tree, radius * cell_diameter, output_type="coo_matrix")
-    A = sparse.csr_matrix((np.ones(len(near.data)), (near.row, near.col)), shape=(n, n)) + sparse.identity(n, format="csr")
-    ll = np.asarray((A @ X) @ log_p.T)
-    top2 = np.sort(ll, axis=1)[:, -2:]
-    sure = top2[:, 1] - top2[:, 0] >= margin
-    out[sure] = ll[sure].argmax(axis=1)
-    return out
-
-
-def cut_across_types(graph: sparse.csr_matrix, types: np.ndarray) -> sparse.csr_matrix:
-    """``graph`` without the edges that join spots of two different (confident, >= 0) types."""
-    g = graph.tocoo()
-    ta, tb = types[g.row], types[g.col]
-    keep = ~((ta >= 0) & (tb >= 0) & (ta != tb))
-    return sparse.csr_matrix((g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape)
 
 
 def typical_feature_distance(distances: sparse.csr_matrix) -> float:

@@ -16,13 +16,7 @@ from ..pp._scale import resolve_diameter
 from ..pp._smooth import Grid, grid_pixel
 from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
 from ._embed import embed_array, median_edge, spatial_init
-from ._refine import (
-    confidence_array,
-    confident_types,
-    cut_across_types,
-    refine_array,
-    typical_feature_distance,
-)
+from ._refine import confidence_array, refine_array, typical_feature_distance
 
 logger = logging.getLogger("manifoldseg")
 
@@ -360,7 +354,6 @@ def segment_array(
     loadings: tuple[np.ndarray, np.ndarray] | None = None,
     target_edge: float = 1.0,
     negative_window: float = 0.75,
-    type_margin: float | None = 3.0,
     embed_kwargs: dict | None = None,
     spot_ids: np.ndarray | None = None,
     section: dict | None = None,
@@ -383,15 +376,6 @@ def segment_array(
     (:func:`manifoldseg.pp._scale.resolve_diameter`); ``False`` uses it as is (warning when the data
     disagrees); ``None`` uses it as is without looking at the data (the tiles of a section, which
     share the diameter resolved once for the section).
-
-    ``type_margin``: without a prior, the fused-graph edges that join spots of two clearly
-    different cell types (:func:`~manifoldseg.tl._refine.confident_types` on the candidates, this
-    many nats apart) are cut before the refinement, so that a faint cell is not flooded from a
-    bright neighbour of another type; ``None`` keeps every edge. Measured 2026-12-04 (medians over
-    seeds 0-2, F1 / ARI): simulated bins 1 um 0.760 / 0.717 -> 0.769 / 0.731, 2 um 0.706 / 0.737 ->
-    0.718 / 0.749, transcripts 0.738 / 0.754 -> 0.744 / 0.763; CosMx FOV2 0.614 / 0.672 -> 0.624 /
-    0.678, FOV3 0.649 / 0.760 unchanged. Cutting the candidates' graph as well (a second pass)
-    gave no more.
 
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
@@ -444,13 +428,8 @@ def segment_array(
     # a nucleus vouches for its cell: with a prior, cells may reach further into faint cytoplasm
     reach = eligible if prior is None else terms["score"] >= thr - max(prior_extent, hysteresis)
     tick("cluster")
-    g_ref, d_ref = graph, dist
-    if prior is None and type_margin is not None:
-        # the flood does not cross a clear change of cell type (a faint cell beside a bright one of another type)
-        types = confident_types(X, cand, coords, d, margin=type_margin, random_state=random_state)
-        g_ref, d_ref = cut_across_types(graph, types), cut_across_types(dist, types)
     labels = refine_array(
-        g_ref, d_ref, coords, cand, peaks, refine_mass, reach, cell_diameter=d, typical_mass=typical_mass,
+        graph, dist, coords, cand, peaks, refine_mass, reach, cell_diameter=d, typical_mass=typical_mass,
         nucleus=prior, random_state=random_state, log_density=terms["log_density"], core=terms["core"],
         feature_distance=sec.get("feature_distance"), counts=counts,
         **{"min_fraction": min_fraction, "max_fraction": max_fraction, "valley_depth": valley_depth,
