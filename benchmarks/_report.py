@@ -35,6 +35,13 @@ def available_cases(cases: list[str]) -> list[str]:
     return list(cases)
 
 
+def heading(title: str, result: dict) -> str:
+    """Markdown title line with the run's date and commit (``result["date"]``, ``result["git"]``)."""
+    git = result["git"]
+    return (f"# {title} ({result['date']}, commit {git.get('commit', '?')[:10]}"
+            f"{' (dirty tree)' if git.get('dirty') else ''})\n\n")
+
+
 def write_results(output: Path, result: dict, markdown: str) -> Path:
     """Write ``result`` as JSON to ``output`` and ``markdown`` beside it (``.md``), each atomically."""
     output.parent.mkdir(parents=True, exist_ok=True)

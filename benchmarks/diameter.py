@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import parse_args, write_results  # noqa: E402
+from _report import heading, parse_args, write_results  # noqa: E402
 from scaling import machine, markdown_table  # noqa: E402
 
 CASES = {
@@ -126,10 +126,8 @@ def main(argv=None) -> int:
     result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
               "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "factors": list(FACTORS),
               "modes": MODES, "tolerance": TOLERANCE, "rows": rows, "summary": summary}
-    git = result["git"]
-    header = (f"# Robustness to the cell diameter ({result['date']}, commit {git.get('commit', '?')[:10]}"
-              f"{' (dirty tree)' if git.get('dirty') else ''})\n\n"
-              "Medians over seeds; factor = given diameter / true median equivalent diameter (simulator's "
+    header = (heading("Robustness to the cell diameter", result)
+              + "Medians over seeds; factor = given diameter / true median equivalent diameter (simulator's "
               "cell areas; CosMx: reference cells' convex hulls) "
               "(estimate = `cell_diameter=None`); mode prior = the given value combined with the data's estimate "
               "(default, `refine_diameter=True`), fixed = used as is. Target (mode prior): F1 at 0.7x and 1.3x within "

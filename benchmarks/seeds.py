@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import parse_args, write_results  # noqa: E402
+from _report import heading, parse_args, write_results  # noqa: E402
 from scaling import machine, markdown_table  # noqa: E402
 
 CASES = {
@@ -74,14 +74,15 @@ def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, 
         "missed_same_type": float("nan"),
     }
     if cell_type is not None and len(none):
-        cell_type = np.asarray(cell_type)
+        labelled, first = np.unique(truth, return_index=True)
+        type_of = dict(zip(labelled.tolist(), np.asarray(cell_type)[first], strict=True))
         same = []
         for c in none:
             cand = candidates[(truth == c) & (candidates >= 0)]
             if not len(cand):
                 continue
-            host = truth[peaks[np.bincount(cand).argmax()]]
-            same.append(host >= 0 and cell_type[truth == host][0] == cell_type[truth == c][0])
+            host = int(truth[peaks[np.bincount(cand).argmax()]])
+            same.append(host >= 0 and type_of[host] == type_of[int(c)])
         out["missed_same_type"] = float(np.mean(same)) if same else float("nan")
     return out
 
@@ -139,10 +140,8 @@ def main(argv=None) -> int:
     print(text)
     result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
               "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "summary": summary}
-    git = result["git"]
-    header = (f"# Seed coverage, RNA only ({result['date']}, commit {git.get('commit', '?')[:10]}"
-              f"{' (dirty tree)' if git.get('dirty') else ''})\n\n"
-              "Medians over seeds. Shares of reference cells holding 0 / 1 / 2+ of the density peaks the "
+    header = (heading("Seed coverage, RNA only", result)
+              + "Medians over seeds. Shares of reference cells holding 0 / 1 / 2+ of the density peaks the "
               "refinement grows cells from; f1_bound = 2 x one-peak cells / (reference + our cells); "
               "missed_size / missed_counts = median size / counts of no-peak cells over those of one-peak "
               "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
