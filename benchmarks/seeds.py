@@ -12,7 +12,17 @@ the seeds bound the RNA-only score. Per case, over seeds (medians):
   2 x one-peak cells / (reference cells + our cells); ``f1``: what the run reached;
 - ``missed_size`` / ``missed_counts``: median size (items) and counts of no-peak cells relative
   to those of one-peak cells; ``missed_same_type``: share of no-peak cells whose absorbing
-  candidate peaks in a cell of the same type (simulator only: RNA cannot tell those apart).
+  candidate peaks in a cell of the same type (simulator only: RNA cannot tell those apart);
+- where missed cells go: ``missed_background``, the median share of a no-peak cell's items our run
+  leaves as background; ``missed_mostly_background``, the share of no-peak cells more than half
+  background; ``missed_pieces``, the median number of our cells holding >= 10 % of a no-peak cell;
+- ``two_cell``: share of our cells in which a second reference cell holds >= 25 % of the items
+  (a missed cell swallowed whole, or two cells joined);
+- where split nuclei go (reference nuclei: the simulator's ``nucleus``, CosMx's ``CellComp``):
+  ``nuclei_whole``, the share of nuclei with >= 90 % of their items in one of our cells (the
+  accuracy benchmark's nuclear consistency); among the others, the mean share of their items
+  left as background (``split_nuclei_background``) and in cells other than the main one
+  (``split_nuclei_other``).
 
 Usage::
 
@@ -47,7 +57,10 @@ CASES = {
 }
 TYPE_KEY = "true_type"
 KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f1", "missed_size",
-        "missed_counts", "missed_same_type")
+        "missed_counts", "missed_same_type", "missed_background", "missed_mostly_background", "missed_pieces",
+        "two_cell", "nuclei_whole", "split_nuclei_background", "split_nuclei_other")
+NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
+                "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
 
 
 def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, pred: np.ndarray,
@@ -72,6 +85,8 @@ def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, 
         "missed_size": float(np.median(size[none]) / np.median(size[one])) if len(none) and len(one) else float("nan"),
         "missed_counts": float(np.median(cnt[none]) / np.median(cnt[one])) if len(none) and len(one) else float("nan"),
         "missed_same_type": float("nan"),
+        **_missed_fate(truth, pred, none),
+        "two_cell": _two_cell_share(truth, pred),
     }
     if cell_type is not None and len(none):
         labelled, first = np.unique(truth, return_index=True)
@@ -85,6 +100,59 @@ def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, 
             same.append(host >= 0 and type_of[host] == type_of[int(c)])
         out["missed_same_type"] = float(np.mean(same)) if same else float("nan")
     return out
+
+
+def _shares(group: np.ndarray, pred: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group 0..k-1 (items with ``group`` >= 0): item count, share left as background (``pred``
+    -1) and the item count of each (group, our cell) pair as a dense k x cells matrix."""
+    sel = group >= 0
+    g, p = group[sel], pred[sel]
+    size = np.bincount(g, minlength=k).astype(np.float64)
+    bg = np.bincount(g[p < 0], minlength=k) / np.maximum(size, 1)
+    m = int(p.max()) + 1 if (p >= 0).any() else 0
+    pair = np.zeros((k, max(m, 1)))
+    np.add.at(pair, (g[p >= 0], p[p >= 0]), 1.0)
+    return size, bg, pair
+
+
+def _missed_fate(truth: np.ndarray, pred: np.ndarray, missed: np.ndarray) -> dict:
+    """Where the reference cells without a peak went: background, and into how many of our cells."""
+    if not len(missed):
+        return {"missed_background": float("nan"), "missed_mostly_background": float("nan"),
+                "missed_pieces": float("nan")}
+    size, bg, pair = _shares(truth, np.asarray(pred, dtype=np.int64), int(truth.max()) + 1)
+    pieces = (pair[missed] >= 0.1 * size[missed, None]).sum(axis=1)
+    return {"missed_background": float(np.median(bg[missed])),
+            "missed_mostly_background": float(np.mean(bg[missed] > 0.5)),
+            "missed_pieces": float(np.median(pieces))}
+
+
+def _two_cell_share(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Share of our cells in which a second reference cell holds >= 25 % of the items."""
+    pred = np.asarray(pred, dtype=np.int64)
+    if not (pred >= 0).any():
+        return float("nan")
+    size, _, pair = _shares(pred, truth, int(pred.max()) + 1)  # rows: our cells, columns: reference cells
+    ids = np.unique(pred[pred >= 0])
+    second = np.sort(pair[ids], axis=1)[:, -2] if pair.shape[1] > 1 else np.zeros(len(ids))
+    return float(np.mean(second >= 0.25 * size[ids]))
+
+
+def nucleus_fate(nucleus: np.ndarray, pred: np.ndarray) -> dict:
+    """Nuclei kept whole (>= 90 % of their items in one of our cells) and where the others went."""
+    nucleus = np.asarray(nucleus, dtype=np.int64)
+    pred = np.asarray(pred, dtype=np.int64)
+    ids = np.unique(nucleus[nucleus >= 0])
+    if not len(ids):
+        return {"nuclei_whole": float("nan"), "split_nuclei_background": float("nan"),
+                "split_nuclei_other": float("nan")}
+    size, bg, pair = _shares(nucleus, pred, int(ids.max()) + 1)
+    size, bg, pair = size[ids], bg[ids], pair[ids]
+    main = pair.max(axis=1) / size
+    split = main < 0.9
+    return {"nuclei_whole": float(np.mean(~split)),
+            "split_nuclei_background": float(np.mean(bg[split])) if split.any() else float("nan"),
+            "split_nuclei_other": float(np.mean(1.0 - main[split] - bg[split])) if split.any() else float("nan")}
 
 
 def one(case: str, seed: int) -> dict:
@@ -103,6 +171,7 @@ def one(case: str, seed: int) -> dict:
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     ctype = adata.obs[TYPE_KEY].to_numpy() if TYPE_KEY in adata.obs else None
     row = seed_coverage(truth, res.peaks, res.candidates, res.labels, counts, ctype)
+    row.update(nucleus_fate(adata.obs[NUCLEUS_KEYS[case]].to_numpy(dtype=np.int64), res.labels))
     row["f1"] = float(A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)["f1"])
     return {"case": case, "seed": seed, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
             "cell_diameter": round(float(res.info["cell_diameter"]), 2), "seconds": round(secs, 1)}
@@ -145,7 +214,12 @@ def main(argv=None) -> int:
               "refinement grows cells from; f1_bound = 2 x one-peak cells / (reference + our cells); "
               "missed_size / missed_counts = median size / counts of no-peak cells over those of one-peak "
               "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
-              "of the same type (simulator only). See the docstring of benchmarks/seeds.py.\n\n")
+              "of the same type (simulator only); missed_background / missed_mostly_background / missed_pieces: "
+              "median share of a no-peak cell left as background, share of no-peak cells more than half "
+              "background, median number of our cells holding >= 10 % of one; two_cell = share of our cells "
+              "where a second reference cell holds >= 25 %; nuclei_whole = share of reference nuclei >= 90 % "
+              "in one cell, split_nuclei_background / _other = mean share of a split nucleus left as "
+              "background / in other cells. See the docstring of benchmarks/seeds.py.\n\n")
     write_results(args.output, result, header + text + "\n")
     return 0
 

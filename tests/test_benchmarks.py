@@ -256,6 +256,38 @@ def test_seed_coverage_exact():
     out = seeds.seed_coverage(truth, peaks1, cand1, pred, counts, ctype)
     assert out["one_peak"] == 2 / 3 and out["no_peak"] == 1 / 3 and out["f1_bound"] == 2 * 2 / (3 + 2)
     assert out["missed_size"] == 0.5 and out["missed_counts"] == 0.25 and out["missed_same_type"] == 0.0
+    # where the missed cells went: all into our cell 0, which holds reference cells 0 and 1 (4 + 4 of 10)
+    assert out["missed_background"] == 0.0 and out["missed_mostly_background"] == 0.0
+    assert out["missed_pieces"] == 1.0 and out["two_cell"] == 0.5  # our cell 1 holds only background
+
+
+def test_seed_coverage_where_missed_cells_go():
+    """benchmarks/seeds.py: missed cells' share left as background, the share more than half
+    background, how many of our cells each is cut into, and our cells holding two reference cells."""
+    import seeds
+
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, -1, -1])
+    peaks = np.array([0, 2, 11])  # cells 1 and 2 hold no peak
+    cand = np.zeros(12, dtype=np.int64)
+    # cell 1: one item in our cell 1, one in our cell 3, two background; cell 2: all background
+    pred = np.array([0, 0, 0, 0, 1, 3, -1, -1, -1, -1, -1, 2])
+    out = seeds.seed_coverage(truth, peaks, cand, pred, np.ones(12))
+    assert out["missed_background"] == 0.75 and out["missed_mostly_background"] == 0.5
+    assert out["missed_pieces"] == 1.0  # cell 1 in 2 pieces, cell 2 in none
+    assert out["two_cell"] == 0.0 and np.isnan(out["missed_same_type"])
+
+
+def test_nucleus_fate_exact():
+    """benchmarks/seeds.py: nuclei kept whole (>= 90 % in one cell) and, for the split ones, the
+    mean share left as background and in other cells; nucleus ids need not be consecutive."""
+    import seeds
+
+    nucleus = np.array([5] * 10 + [7] * 4 + [9] * 2 + [-1])
+    pred = np.array([0] * 9 + [1] + [0, 0, -1, 1] + [-1, -1] + [2])
+    out = seeds.nucleus_fate(nucleus, pred)
+    assert out["nuclei_whole"] == 1 / 3  # nucleus 5: 9 of 10 in cell 0
+    assert out["split_nuclei_background"] == (0.25 + 1.0) / 2 and out["split_nuclei_other"] == (0.25 + 0.0) / 2
+    assert np.isnan(seeds.nucleus_fate(np.full(3, -1), pred[:3])["nuclei_whole"])
 
 
 def test_machine_records_the_cpu_and_its_vector_extensions():
