@@ -582,14 +582,15 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
     rows: list[dict] = []
     pngs = []
     for case in cases:
-        for seed in (seeds if case.seeded else [seeds[0]]):
+        case_seeds = seeds if case.seeded else [seeds[0]]
+        for seed in case_seeds:
             print(f"[{time.perf_counter() - t_start:6.0f}s] {case.name} seed {seed} (load {os.getloadavg()[0]:.2f})",
                   file=sys.stderr, flush=True)
             case_rows, adata, labels = run_case(case, seed, baselines=baselines)
             for r in case_rows:
                 r["loadavg_1min"] = os.getloadavg()[0]
             rows.extend(case_rows)
-            if plots and case.group == "real" and None in labels:
+            if plots and case.group == "real" and None in labels and seed == case_seeds[0]:  # one plot a case
                 own = next(r for r in case_rows if r["method"] == "manifoldseg" and r["prior"] is None)
                 try:
                     p = comparison_png(adata, labels[None], case, own, out / f"{case.name}_comparison.png")

@@ -233,6 +233,19 @@ def test_diameter_benchmark_verdict():
     assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
 
 
+def test_one_comparison_plot_per_real_case(small_bins, monkeypatch, tmp_path):
+    """A real case scored over several method seeds gets one comparison PNG (the first seed's), listed once."""
+    _spy(monkeypatch)
+    tiny = accuracy.Case("tiny_real", "real", lambda s: small_bins.copy(), "true_cell", "nucleus", seeded=True,
+                         bin_size=1.0)
+    monkeypatch.setattr(accuracy, "all_cases", lambda: [tiny])
+    res = accuracy.run(seeds=[0, 1], baselines=False, out=tmp_path)
+    assert len(res["rows"]) == 2 and len(res["plots"]) == 1
+    png = Path(res["plots"][0])
+    assert png.name == "tiny_real_comparison.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "accuracy.md").read_text().count("tiny_real_comparison.png") == 1
+
+
 def test_neighbour_oracle_exact():
     """benchmarks/accuracy.py's oracle: each item takes the label most of its k nearest other items
     hold (never its own), ties to the nearer label; a label no position can tell is lost."""
