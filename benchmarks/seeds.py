@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -47,6 +48,8 @@ import _real  # noqa: E402
 import accuracy as A  # noqa: E402
 from _report import heading, parse_args, write_results  # noqa: E402
 from scaling import machine, markdown_table  # noqa: E402
+
+from manifoldseg.metrics._labels import axis_max, axis_sum, contingency  # noqa: E402
 
 CASES = {
     "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, 1.0),
@@ -102,17 +105,12 @@ def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, 
     return out
 
 
-def _shares(group: np.ndarray, pred: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group 0..k-1 (items with ``group`` >= 0): item count, share left as background (``pred``
-    -1) and the item count of each (group, our cell) pair as a dense k x cells matrix."""
-    sel = group >= 0
-    g, p = group[sel], pred[sel]
-    size = np.bincount(g, minlength=k).astype(np.float64)
-    bg = np.bincount(g[p < 0], minlength=k) / np.maximum(size, 1)
-    m = int(p.max()) + 1 if (p >= 0).any() else 0
-    pair = np.zeros((k, max(m, 1)))
-    np.add.at(pair, (g[p >= 0], p[p >= 0]), 1.0)
-    return size, bg, pair
+def _overlap(rows: np.ndarray, cols: np.ndarray):
+    """Contingency of two label arrays (``ms.metrics``' own), each row label's item count and the
+    share of its items that ``cols`` leaves as background (-1)."""
+    c = contingency(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+    size = c.row_size.astype(np.float64)
+    return c, size, 1.0 - axis_sum(c.table, 1) / np.maximum(size, 1.0)
 
 
 def _missed_fate(truth: np.ndarray, pred: np.ndarray, missed: np.ndarray) -> dict:
@@ -120,37 +118,37 @@ def _missed_fate(truth: np.ndarray, pred: np.ndarray, missed: np.ndarray) -> dic
     if not len(missed):
         return {"missed_background": float("nan"), "missed_mostly_background": float("nan"),
                 "missed_pieces": float("nan")}
-    size, bg, pair = _shares(truth, np.asarray(pred, dtype=np.int64), int(truth.max()) + 1)
-    pieces = (pair[missed] >= 0.1 * size[missed, None]).sum(axis=1)
-    return {"missed_background": float(np.median(bg[missed])),
-            "missed_mostly_background": float(np.mean(bg[missed] > 0.5)),
-            "missed_pieces": float(np.median(pieces))}
+    c, size, bg = _overlap(truth, pred)
+    at = np.searchsorted(c.row_ids, missed)
+    share = sparse.diags(1.0 / size[at]) @ c.table[at]
+    share.data = (share.data >= 0.1).astype(np.float64)
+    return {"missed_background": float(np.median(bg[at])),
+            "missed_mostly_background": float(np.mean(bg[at] > 0.5)),
+            "missed_pieces": float(np.median(axis_sum(share, 1)))}
 
 
 def _two_cell_share(truth: np.ndarray, pred: np.ndarray) -> float:
     """Share of our cells in which a second reference cell holds >= 25 % of the items."""
-    pred = np.asarray(pred, dtype=np.int64)
-    if not (pred >= 0).any():
+    c, size, _ = _overlap(pred, truth)  # rows: our cells, columns: reference cells
+    if not len(size):
         return float("nan")
-    size, _, pair = _shares(pred, truth, int(pred.max()) + 1)  # rows: our cells, columns: reference cells
-    ids = np.unique(pred[pred >= 0])
-    second = np.sort(pair[ids], axis=1)[:, -2] if pair.shape[1] > 1 else np.zeros(len(ids))
-    return float(np.mean(second >= 0.25 * size[ids]))
+    table = c.table.toarray()
+    second = np.sort(table, axis=1)[:, -2] if table.shape[1] > 1 else np.zeros(len(size))
+    return float(np.mean(second >= 0.25 * size))
 
 
 def nucleus_fate(nucleus: np.ndarray, pred: np.ndarray) -> dict:
-    """Nuclei kept whole (>= 90 % of their items in one of our cells) and where the others went."""
-    nucleus = np.asarray(nucleus, dtype=np.int64)
-    pred = np.asarray(pred, dtype=np.int64)
-    ids = np.unique(nucleus[nucleus >= 0])
-    if not len(ids):
+    """Nuclei kept whole (``ms.metrics.nuclear_consistency``: >= 90 % of their items in one of our
+    cells) and, for the others, the mean share of their items left as background and in other cells."""
+    import manifoldseg as ms
+
+    c, size, bg = _overlap(nucleus, pred)
+    if not len(size):
         return {"nuclei_whole": float("nan"), "split_nuclei_background": float("nan"),
                 "split_nuclei_other": float("nan")}
-    size, bg, pair = _shares(nucleus, pred, int(ids.max()) + 1)
-    size, bg, pair = size[ids], bg[ids], pair[ids]
-    main = pair.max(axis=1) / size
-    split = main < 0.9
-    return {"nuclei_whole": float(np.mean(~split)),
+    main = axis_max(c.table, 1) / size
+    split = main < 0.9 - 1e-9  # as nuclear_consistency counts a nucleus whole
+    return {"nuclei_whole": ms.metrics.nuclear_consistency(nucleus, pred),
             "split_nuclei_background": float(np.mean(bg[split])) if split.any() else float("nan"),
             "split_nuclei_other": float(np.mean(1.0 - main[split] - bg[split])) if split.any() else float("nan")}
 
