@@ -233,6 +233,8 @@ def neighbour_oracle(adata, truth_key: str, *, k: int = ORACLE_NEIGHBOURS) -> np
     """
     from scipy.spatial import cKDTree
 
+    from manifoldseg.datasets._simulate import _majority
+
     truth = adata.obs[truth_key].to_numpy(dtype=np.int64)
     xy = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
     n = len(truth)
@@ -245,19 +247,8 @@ def neighbour_oracle(adata, truth_key: str, *, k: int = ORACLE_NEIGHBOURS) -> np
     keep = ~own
     keep[~own.any(axis=1), -1] = False  # itself not returned: k other items at distance 0
     nbr = idx[keep].reshape(n, k)
-    lab = truth[nbr] + 1  # background -1 -> 0
-    item = np.repeat(np.arange(n), k)
-    rank = np.tile(np.arange(k), n)
-    key = item * (int(lab.max()) + 1) + lab.ravel()
-    uniq, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-    rsum = np.bincount(inv, weights=rank)
-    it, lb = np.divmod(uniq, int(lab.max()) + 1)
-    order = np.lexsort((lb, rsum, -cnt, it))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = it[order][1:] != it[order][:-1]
-    out = np.empty(n, dtype=np.int64)
-    out[it[order][first]] = lb[order][first] - 1
-    return out
+    # the simulator's own majority vote: ties to the label whose holders are nearer, then the lower
+    return _majority(np.repeat(np.arange(n), k), truth[nbr].ravel(), n, np.tile(np.arange(k, dtype=np.float64), n))
 
 
 # --------------------------------------------------------------------------------------------- #
