@@ -76,6 +76,10 @@ def _positive_float(text: str) -> float:
     return _number(text, lambda v: 0.0 < v < float("inf"), "a positive number")
 
 
+def _non_negative_float(text: str) -> float:
+    return _number(text, lambda v: 0.0 <= v < float("inf"), "a number >= 0")
+
+
 def _int_jobs(text: str) -> int:
     try:
         value = int(text)
@@ -184,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--false-positive-fraction", type=_fraction, default=0.0, metavar="F",
                    help="share of transcripts whose gene is decoding noise spread over the panel "
                         "(default 0; CosMx-like about 0.45)")
+    p.add_argument("--clumping", type=_non_negative_float, default=0.0, metavar="V",
+                   help="variance of a gamma multiplier of each cell pixel's RNA: sub-cellular clumps "
+                        "(default 0 = Poisson; CosMx-like 2 with --diffusion 0.3, see benchmarks/realism.py)")
+    p.add_argument("--background-clumping", type=_non_negative_float, default=0.0, metavar="V",
+                   help="the same for the ambient background between cells (default 0; CosMx-like 4)")
+    p.add_argument("--diffusion", type=_non_negative_float, default=0.6, metavar="UM",
+                   help="sd in um of each transcript's displacement from where it was made (default 0.6)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_simulate)
@@ -666,7 +677,8 @@ def _cmd_simulate(args) -> int:
 
     t0 = time.perf_counter()
     kw = {"mode": mode, "width": args.width, "height": args.height, "random_state": args.seed,
-          "false_positive_fraction": args.false_positive_fraction}
+          "false_positive_fraction": args.false_positive_fraction, "clumping": args.clumping,
+          "background_clumping": args.background_clumping, "diffusion": args.diffusion}
     if args.depth is not None:
         kw["depth"] = args.depth
     if args.bin_size is not None:

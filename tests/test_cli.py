@@ -174,6 +174,19 @@ def test_simulate_refuses_overwrite_and_bins_as_table(tmp_path, capsys):
     assert code == 2 and "--false-positive-fraction" in err and "[0, 1]" in err and not (tmp_path / "n.h5ad").exists()
 
 
+def test_simulate_clumping_options(tmp_path, capsys):
+    """--clumping, --background-clumping and --diffusion reach the simulator (recorded in uns) and
+    are validated with a message naming the option."""
+    out = tmp_path / "c.h5ad"
+    args = ["--mode", "transcripts", "--width", "40", "--height", "40", "-q"]
+    assert run(["simulate", out, *args, "--clumping", "2", "--background-clumping", "4", "--diffusion", "0.3"],
+               capsys)[0] == 0
+    params = ms.io.read_h5ad(out).uns["simulation"]["params"]
+    assert (params["clumping"], params["background_clumping"], params["diffusion"]) == (2.0, 4.0, 0.3)
+    code, _, err = run(["simulate", tmp_path / "n.h5ad", *args, "--clumping", "-1"], capsys)
+    assert code == 2 and "--clumping" in err and ">= 0" in err and not (tmp_path / "n.h5ad").exists()
+
+
 def test_simulate_false_positives(tmp_path, capsys):
     # the same seed with and without decoding noise: same places and truth, genes redrawn
     args = ["--mode", "transcripts", "--width", "40", "--height", "40", "--seed", "3", "-q"]

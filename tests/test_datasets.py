@@ -285,6 +285,26 @@ def test_markers_enriched(tx):
         assert score[types == t].mean() > 5 * score[types != t].mean()
 
 
+def test_clumping_keeps_the_tissue(tx):
+    """``clumping`` / ``background_clumping`` change where RNA lies, not the tissue: the same cells,
+    nuclei and types, the same background share; at 0 the tissue of a seed is unchanged. (How much
+    they clump is tested against the realism benchmark's statistic in test_benchmarks.py.)"""
+    kw = {"mode": "transcripts", "width": SIZE, "height": SIZE, "random_state": SEED}
+    same = ms.datasets.simulate(clumping=0.0, background_clumping=0.0, **kw)
+    np.testing.assert_array_equal(same.X.indices, tx.X.indices)
+    np.testing.assert_array_equal(same.obsm["spatial"], tx.obsm["spatial"])
+    clumped = ms.datasets.simulate(clumping=2.0, background_clumping=4.0, **kw)
+    a, b = tx.uns["simulation"], clumped.uns["simulation"]
+    assert a["n_cells"] == b["n_cells"] and a["gap_fraction"] == b["gap_fraction"]
+    for key in ("area_um2", "nucleus_area_um2", "type"):
+        assert a["cells"][key] == b["cells"][key]
+    assert abs(b["background_share"] - 0.2) < 0.02
+    assert abs(clumped.n_obs / tx.n_obs - 1.0) < 0.1  # gamma multipliers of mean 1
+    assert b["params"]["clumping"] == 2.0 and b["params"]["background_clumping"] == 4.0
+    again = ms.datasets.simulate(clumping=2.0, background_clumping=4.0, **kw)
+    np.testing.assert_array_equal(again.obsm["spatial"], clumped.obsm["spatial"])
+
+
 def test_false_positives_spread_over_the_panel(tx):
     """``false_positive_fraction`` redraws that share of genes evenly over the panel, in cells and
     outside, and leaves positions and truth alone; at 0 the tissue of a seed is unchanged."""
@@ -367,6 +387,8 @@ def test_no_gaps_and_no_background():
         ({"markers_per_type": 0}, "marker_fraction"),
         ({"background_fraction": 1.0}, "background_fraction="),
         ({"false_positive_fraction": 1.2}, "false_positive_fraction="),
+        ({"clumping": -1.0}, "clumping="),
+        ({"background_clumping": float("nan")}, "background_clumping="),
         ({"gap_fraction": -0.1}, "gap_fraction="),
         ({"diffusion": -1.0}, "diffusion="),
         ({"elongation": float("inf")}, "elongation="),
