@@ -1,11 +1,13 @@
-"""Shared pieces of the small benchmark scripts (diameter.py, seeds.py): real-data check and output."""
+"""Shared pieces of the small benchmark scripts (diameter.py, seeds.py, realism.py): real-data check and output."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import _real
@@ -51,3 +53,20 @@ def write_results(output: Path, result: dict, markdown: str) -> Path:
             Path(tmp).write_text(content)
     print(f"\nwrote {output} and {md}")
     return md
+
+
+def finish(output: Path, title: str, note: str, text: str, t0: float, *, tail: str = "", **data) -> Path:
+    """Print the ``text`` table (and ``tail``), then write the run's record (date, machine, git
+    commit, seconds since ``t0``, then ``data``) as JSON to ``output`` and a markdown page beside it:
+    the :func:`heading` line for ``title``, ``note``, the table and ``tail``."""
+    import accuracy
+    from scaling import machine
+
+    print()
+    print(text)
+    if tail:
+        print(tail)
+    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
+              "git": accuracy._git(), "seconds": round(time.perf_counter() - t0, 1), **data}
+    page = heading(title, result) + note + "\n\n" + text + "\n" + (tail + "\n" if tail else "")
+    return write_results(output, result, page)

@@ -12,7 +12,9 @@ Groups (issue 3's accuracy bar):
   transcripts mode, seeds 0, 1, 2, each without and with ``prior_key="nucleus"``; medians over
   seeds. Real sets run once (seed 0), except the small CosMx FOVs: median over the method's seeds.
 - ``simulated_noisy``: transcripts mode with ``false_positive_fraction=0.45`` (the decoding noise
-  the negative probes imply on the CosMx FOVs), seeds 0-2, without and with the prior; no targets.
+  the negative probes imply on the CosMx FOVs), and with :data:`COSMX_CALIBRATED` (RNA clumped and
+  gaps narrow as on the CosMx FOVs, ``benchmarks/realism.py``), seeds 0-2, without and with the
+  prior; no targets.
 - ``real``: the real sets of ``../shared/data`` (CosMx Lung12 FOV 2 and FOV 3, MERSCOPE mouse
   brain, pciSeq CA1, MERFISH U2-OS, STARmap organoid in 3D), RNA only: the reference labels are
   removed before segmentation (:func:`_real.segmentation_input`) and used by the metrics only.
@@ -119,6 +121,12 @@ def _met(value: float, op: str, threshold: float) -> bool:
     return value >= threshold if op == ">=" else value <= threshold
 
 
+#: simulator options that match the CosMx FOVs where its defaults do not (benchmarks/realism.py,
+#: 2026-12-07): RNA clumped in cells and more so between them, narrow gaps between cells
+COSMX_CALIBRATED = {"clumping": 2.0, "background_clumping": 4.0, "diffusion": 0.3, "gap_scale": 12.0,
+                    "gap_fraction": 0.45}
+
+
 # --------------------------------------------------------------------------------------------- #
 # cases
 # --------------------------------------------------------------------------------------------- #
@@ -165,6 +173,9 @@ def all_cases() -> list[Case]:
         # decoding noise as on the CosMx Lung12 FOVs (negative probes: about 45% of the counts in
         # cells are false positives spread over the panel); no targets, a robustness check
         Case("sim_transcripts_fp45", "simulated_noisy", _sim_loader("transcripts", false_positive_fraction=0.45),
+             TRUTH_KEY, NUCLEUS_KEY, priors=(None, NUCLEUS_KEY), seeded=True),
+        # where RNA lies as on the CosMx FOVs (clumps, narrow gaps; benchmarks/realism.py); no targets
+        Case("sim_transcripts_cosmx_like", "simulated_noisy", _sim_loader("transcripts", **COSMX_CALIBRATED),
              TRUTH_KEY, NUCLEUS_KEY, priors=(None, NUCLEUS_KEY), seeded=True),
     ]
     real_truth = {"cosmx_fov2": (True, True), "cosmx_fov3": (True, True), "merscope": (True, False),
@@ -547,7 +558,8 @@ def _machine() -> dict:
 # --------------------------------------------------------------------------------------------- #
 GROUP_TITLES = {
     "simulated": "Simulated tissue (simulate() defaults; medians over seeds)",
-    "simulated_noisy": "Simulated tissue with CosMx-like decoding noise (false_positive_fraction=0.45; no targets)",
+    "simulated_noisy": "Simulated tissue, CosMx-like variants: decoding noise (false_positive_fraction=0.45) and "
+                       f"where RNA lies ({COSMX_CALIBRATED}); no targets",
     "real": "Real sets, RNA only (agreement with each set's reference; not ground truth)",
     "real_binned": "Real sets binned into 2 um squares (reference by majority per bin)",
 }

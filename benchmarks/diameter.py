@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,8 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import heading, parse_args, write_results  # noqa: E402
-from scaling import machine, markdown_table  # noqa: E402
+from _report import finish, parse_args  # noqa: E402
+from scaling import markdown_table  # noqa: E402
 
 CASES = {
     "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, A.NUCLEUS_KEY, 1.0),
@@ -102,6 +101,14 @@ def table(summary: list[dict]) -> str:
     return markdown_table(summary, cols)
 
 
+#: the markdown page's note under its title
+NOTE = ("Medians over seeds; factor = given diameter / true median equivalent diameter (simulator's "
+        "cell areas; CosMx: reference cells' convex hulls) "
+        "(estimate = `cell_diameter=None`); mode prior = the given value combined with the data's estimate "
+        "(default, `refine_diameter=True`), fixed = used as is. Target (mode prior): F1 at 0.7x and 1.3x within "
+        f"{TOLERANCE} of F1 at 1.0x.")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv, __doc__.split("\n")[0], list(CASES), RESULTS / "diameter.json")
     t0 = time.perf_counter()
@@ -120,19 +127,8 @@ def main(argv=None) -> int:
         + (f" -> {'holds up' if r['holds_up'] else 'does NOT hold up'} (tolerance {TOLERANCE})" if "holds_up" in r
            else " (as given; no target)")
         for r in summary if "largest_f1_drop_at_30pct" in r)
-    print()
-    print(text)
-    print(verdict)
-    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
-              "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "factors": list(FACTORS),
-              "modes": MODES, "tolerance": TOLERANCE, "rows": rows, "summary": summary}
-    header = (heading("Robustness to the cell diameter", result)
-              + "Medians over seeds; factor = given diameter / true median equivalent diameter (simulator's "
-              "cell areas; CosMx: reference cells' convex hulls) "
-              "(estimate = `cell_diameter=None`); mode prior = the given value combined with the data's estimate "
-              "(default, `refine_diameter=True`), fixed = used as is. Target (mode prior): F1 at 0.7x and 1.3x within "
-              f"{TOLERANCE} of F1 at 1.0x.\n\n")
-    write_results(args.output, result, header + text + "\n" + verdict + "\n")
+    finish(args.output, "Robustness to the cell diameter", NOTE, text, t0, tail=verdict, factors=list(FACTORS),
+           modes=MODES, tolerance=TOLERANCE, rows=rows, summary=summary)
     return 0
 
 

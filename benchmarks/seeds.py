@@ -32,7 +32,6 @@ Usage::
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -46,8 +45,8 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import heading, parse_args, write_results  # noqa: E402
-from scaling import machine, markdown_table  # noqa: E402
+from _report import finish, parse_args  # noqa: E402
+from scaling import markdown_table  # noqa: E402
 
 from manifoldseg.metrics._labels import axis_max, axis_sum, contingency  # noqa: E402
 
@@ -64,6 +63,19 @@ KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f
         "two_cell", "nuclei_whole", "split_nuclei_background", "split_nuclei_other")
 NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
                 "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
+
+#: the markdown page's note under its title
+NOTE = (
+    "Medians over seeds. Shares of reference cells holding 0 / 1 / 2+ of the density peaks the "
+    "refinement grows cells from; f1_bound = 2 x one-peak cells / (reference + our cells); "
+    "missed_size / missed_counts = median size / counts of no-peak cells over those of one-peak "
+    "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
+    "of the same type (simulator only); missed_background / missed_mostly_background / missed_pieces: "
+    "median share of a no-peak cell left as background, share of no-peak cells more than half "
+    "background, median number of our cells holding >= 10 % of one; two_cell = share of our cells "
+    "where a second reference cell holds >= 25 %; nuclei_whole = share of reference nuclei >= 90 % "
+    "in one cell, split_nuclei_background / _other = mean share of a split nucleus left as "
+    "background / in other cells. See the docstring of benchmarks/seeds.py.")
 
 
 def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, pred: np.ndarray,
@@ -202,23 +214,7 @@ def main(argv=None) -> int:
             print(f"{case} seed {seed}: {r['n_true']} cells, no peak {r['no_peak']:.3f}, one {r['one_peak']:.3f}, "
                   f"2+ {r['two_plus']:.3f}, F1 bound {r['f1_bound']:.3f}, F1 {r['f1']:.3f}", flush=True)
     summary = summarize(rows)
-    text = table(summary)
-    print()
-    print(text)
-    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
-              "git": A._git(), "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "summary": summary}
-    header = (heading("Seed coverage, RNA only", result)
-              + "Medians over seeds. Shares of reference cells holding 0 / 1 / 2+ of the density peaks the "
-              "refinement grows cells from; f1_bound = 2 x one-peak cells / (reference + our cells); "
-              "missed_size / missed_counts = median size / counts of no-peak cells over those of one-peak "
-              "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
-              "of the same type (simulator only); missed_background / missed_mostly_background / missed_pieces: "
-              "median share of a no-peak cell left as background, share of no-peak cells more than half "
-              "background, median number of our cells holding >= 10 % of one; two_cell = share of our cells "
-              "where a second reference cell holds >= 25 %; nuclei_whole = share of reference nuclei >= 90 % "
-              "in one cell, split_nuclei_background / _other = mean share of a split nucleus left as "
-              "background / in other cells. See the docstring of benchmarks/seeds.py.\n\n")
-    write_results(args.output, result, header + text + "\n")
+    finish(args.output, "Seed coverage, RNA only", NOTE, table(summary), t0, rows=rows, summary=summary)
     return 0
 
 

@@ -268,6 +268,38 @@ def test_neighbour_oracle_exact():
     assert out.tolist()[:2] == [1, 0]
 
 
+def test_clumping_ratio_exact():
+    """benchmarks/realism.py: same-label pairs within r per unit area over those within R."""
+    import realism
+
+    # pairs: (0,1) at 0.4 um and (2,3) at 0.4 um, both labels equal within a pair; (0,2) at 2 um
+    xy = np.array([[0.0, 0.0], [0.4, 0.0], [2.0, 0.0], [2.4, 0.0], [50.0, 0.0]])
+    same = np.zeros(5, dtype=np.int64)
+    # within 0.5 um: 2 pairs; within 3 um: 6 pairs (all among the first four)
+    assert realism.clumping_ratio(xy, same, 0.5) == (2 / 0.25) / (6 / 9)
+    # other labels drop the cross pairs: only (0,1) and (2,3) are same-label pairs at any distance
+    assert realism.clumping_ratio(xy, np.array([0, 0, 1, 1, 2]), 0.5) == (2 / 0.25) / (2 / 9)
+    assert np.isnan(realism.clumping_ratio(xy[[0, 4]], same[:2], 0.5))
+
+
+def test_simulator_clumping_matches_its_calibration():
+    """The CosMx-like simulator options raise the realism statistics from the Poisson values (about
+    1.15 in cells, 1.06 between them at 1 um) towards the CosMx ones (1.29-1.32, 1.36-1.44) and bring
+    background closer to cells (median distance about 5 um -> the CosMx FOVs' 2.7-3.4 um)."""
+    import realism
+
+    def stats(**kw):
+        a = ms.datasets.simulate(mode="transcripts", width=150.0, height=150.0, random_state=7, **kw)
+        return realism.statistics(a.obsm["spatial"][:, :2], a.obs["true_cell"].to_numpy())
+
+    plain, clumped = stats(), stats(**realism.VARIANTS["sim_cosmx_like"])
+    assert plain["cell_clump_1"] < 1.2 and plain["bg_clump_1"] < 1.12
+    assert clumped["cell_clump_1"] > 1.25 and clumped["bg_clump_1"] > 1.28
+    assert clumped["cell_clump_05"] > clumped["cell_clump_1"] and clumped["bg_clump_05"] > clumped["bg_clump_1"]
+    assert abs(plain["off_cell"] - 0.2) < 0.02 and abs(clumped["off_cell"] - 0.2) < 0.02
+    assert plain["offcell_d50"] > 4.0 and clumped["offcell_d50"] < 4.0
+
+
 def test_seed_coverage_exact():
     """benchmarks/seeds.py: shares of reference cells holding 0 / 1 / 2+ peaks, peaks on background,
     the F1 bound and the missed cells' relative size, counts and type, on a hand-made case."""

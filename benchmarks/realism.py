@@ -1,0 +1,137 @@
+"""How close the simulator is to the real sets: statistics of where RNA lies (issue 3: "make the
+simulator's defaults as hard as the real sets so that progress on it carries over").
+
+Per data set, with its reference (the simulator's true cells, CosMx's NanoString cells, MERSCOPE's
+Vizgen polygons; NegPrb / Blank rows dropped):
+
+- ``off_cell``: share of transcripts outside reference cells;
+- ``offcell_d25`` ... ``offcell_d90``: quantiles of the distance (um) from an off-cell transcript to
+  the nearest in-cell one (how far background lies from cells: wide gaps or narrow ones);
+- ``cell_clump_1`` / ``cell_clump_05``: clumping of RNA inside cells, :func:`clumping_ratio` of
+  same-cell pairs within 1 um / 0.5 um against 3 um (1 for an even spread, a little above it
+  from edge effects and the denser nucleus);
+- ``bg_clump_1`` / ``bg_clump_05``: the same among off-cell transcripts.
+
+The simulator runs at its defaults and with the options that model what the defaults lack
+(:data:`VARIANTS`). Transcripts only: bins hide sub-micron structure.
+
+Usage::
+
+    python benchmarks/realism.py                 # real sets + simulator variants, seeds 0 1 2 (about 1 min)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+import _real  # noqa: E402
+import accuracy as A  # noqa: E402
+from _report import finish, parse_args  # noqa: E402
+from scaling import markdown_table  # noqa: E402
+
+#: the simulator at its defaults and with the options that match the CosMx FOVs
+#: (:data:`accuracy.COSMX_CALIBRATED`, calibrated here on 2026-12-07): RNA clumps inside cells
+#: (1.29-1.32 at 1 um, 1.44-1.48 at 0.5 um) and more so between them (1.36-1.44 / 1.78-1.90), and
+#: background lies in narrow gaps (median 2.7-3.4 um from a cell); the defaults have Poisson RNA
+#: diffused by 0.6 um and wide gaps (gap_scale 30 um)
+VARIANTS = {"sim_defaults": {}, "sim_cosmx_like": A.COSMX_CALIBRATED}
+KEYS = ("off_cell", "offcell_d25", "offcell_d50", "offcell_d75", "offcell_d90", "cell_clump_1", "cell_clump_05",
+        "bg_clump_1", "bg_clump_05")
+CONTROL_PREFIXES = ("NegPrb", "Blank", "NegControl", "SystemControl")
+
+
+def clumping_ratio(xy: np.ndarray, labels: np.ndarray, radius: float, reference: float = 3.0) -> float:
+    """Pairs of items with the same label within ``radius``, per unit area, over the same within
+    ``reference``: (N(r) / r^2) / (N(R) / R^2). 1 for items spread evenly (less edge effects),
+    above 1 when they clump at scales below ``reference``. NaN without pairs within ``reference``."""
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(xy, dtype=np.float64)
+    labels = np.asarray(labels)
+    tree = cKDTree(xy)
+    counts = []
+    for r in (radius, reference):
+        pairs = tree.query_pairs(r, output_type="ndarray")
+        counts.append(int((labels[pairs[:, 0]] == labels[pairs[:, 1]]).sum()) if len(pairs) else 0)
+    if counts[1] == 0:
+        return float("nan")
+    return float((counts[0] / radius**2) / (counts[1] / reference**2))
+
+
+def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:
+    """Every statistic of the module docstring for transcripts at ``xy`` with reference ``labels``."""
+    from scipy.spatial import cKDTree
+
+    labels = np.asarray(labels, dtype=np.int64)
+    inside = labels >= 0
+    d, _ = cKDTree(xy[inside]).query(xy[~inside])
+    q = np.quantile(d, [0.25, 0.5, 0.75, 0.9]) if len(d) else np.full(4, np.nan)
+    return {
+        "off_cell": float(np.mean(~inside)),
+        **{f"offcell_d{p}": float(v) for p, v in zip((25, 50, 75, 90), q, strict=True)},
+        "cell_clump_1": clumping_ratio(xy[inside], labels[inside], 1.0),
+        "cell_clump_05": clumping_ratio(xy[inside], labels[inside], 0.5),
+        "bg_clump_1": clumping_ratio(xy[~inside], labels[~inside], 1.0),
+        "bg_clump_05": clumping_ratio(xy[~inside], labels[~inside], 0.5),
+    }
+
+
+def real_case(name: str) -> dict:
+    adata = _real.load(name)
+    genes = adata.obs["gene"].astype(str) if "gene" in adata.obs else pd.Series([""] * adata.n_obs)
+    keep = ~genes.str.startswith(CONTROL_PREFIXES).to_numpy()
+    xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)[keep, :2]
+    return statistics(xy, adata.obs[_real.REF_CELL].to_numpy()[keep])
+
+
+def sim_case(variant: str, seed: int) -> dict:
+    import manifoldseg as ms
+
+    adata = ms.datasets.simulate(mode="transcripts", random_state=seed, **VARIANTS[variant])
+    return statistics(np.asarray(adata.obsm["spatial"])[:, :2], adata.obs[A.TRUTH_KEY].to_numpy())
+
+
+REAL = ("cosmx_fov2", "cosmx_fov3", "merscope")
+
+
+#: the markdown page's note under its title
+NOTE = ("Transcripts; reference cells as labels (simulator: true cells, medians over seeds). off_cell = share "
+        "outside cells; offcell_dNN = quantiles of the distance (um) from an off-cell transcript to the nearest "
+        "in-cell one; cell_clump / bg_clump = same-cell (in cells) or off-cell pairs within 1 um (_1) or 0.5 um "
+        "(_05), per unit area, over those within 3 um (1 = even). Simulator variants: "
+        f"{VARIANTS}. See the docstring of benchmarks/realism.py.")
+
+
+def main(argv=None) -> int:
+    cases = [*REAL, *VARIANTS]
+    args = parse_args(argv, __doc__.split("\n")[0], cases, RESULTS / "realism.json")
+    t0 = time.perf_counter()
+    rows = []
+    for case in args.cases:
+        if case in REAL:
+            if _real.data_dir() is None:
+                print(f"{case}: skipped (no real data: set MANIFOLDSEG_DATA)", flush=True)
+                continue
+            rows.append({"case": case, "seeds": "-", **real_case(case)})
+        else:
+            per_seed = [sim_case(case, s) for s in args.seeds]
+            rows.append({"case": case, "seeds": ",".join(map(str, args.seeds)),
+                         **{k: float(np.median([r[k] for r in per_seed])) for k in KEYS}})
+        print(case, " ".join(f"{k} {rows[-1][k]:.2f}" for k in KEYS), flush=True)
+    rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    text = markdown_table(rows, ["case", "seeds", *KEYS])
+    finish(args.output, "Simulator realism: where RNA lies", NOTE, text, t0, variants=VARIANTS, rows=rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
