@@ -16,6 +16,11 @@ the seeds bound the RNA-only score. Per case, over seeds (medians):
 - where missed cells go: ``missed_background``, the median share of a no-peak cell's items our run
   leaves as background; ``missed_mostly_background``, the share of no-peak cells more than half
   background; ``missed_pieces``, the median number of our cells holding >= 10 % of a no-peak cell;
+- how far missed cells lie from what was found, in units of the method's cell diameter:
+  ``missed_peak_distance``, the median distance from a no-peak cell's centroid to the nearest
+  peak; ``missed_neighbour_distance`` / ``found_neighbour_distance``, the median distance from a
+  no-peak / one-peak cell's centroid to the nearest other reference cell's centroid (a second
+  seed for a missed cell has to sit this close to its neighbour's);
 - ``two_cell``: share of our cells in which a second reference cell holds >= 25 % of the items
   (a missed cell swallowed whole, or two cells joined);
 - where split nuclei go (reference nuclei: the simulator's ``nucleus``, CosMx's ``CellComp``):
@@ -60,7 +65,7 @@ CASES = {
 TYPE_KEY = "true_type"
 KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f1", "missed_size",
         "missed_counts", "missed_same_type", "missed_background", "missed_mostly_background", "missed_pieces",
-        "two_cell", "nuclei_whole", "split_nuclei_background", "split_nuclei_other")
+        "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "two_cell", "nuclei_whole", "split_nuclei_background", "split_nuclei_other")
 NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
                 "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
 
@@ -72,7 +77,10 @@ NOTE = (
     "cells; missed_same_type = share of no-peak cells absorbed by a candidate peaking in a cell "
     "of the same type (simulator only); missed_background / missed_mostly_background / missed_pieces: "
     "median share of a no-peak cell left as background, share of no-peak cells more than half "
-    "background, median number of our cells holding >= 10 % of one; two_cell = share of our cells "
+    "background, median number of our cells holding >= 10 % of one; missed_peak_distance = median distance "
+    "(in cell diameters) from a no-peak cell's centroid to the nearest peak, missed_ / "
+    "found_neighbour_distance = to the nearest other reference cell's centroid (no-peak / one-peak "
+    "cells); two_cell = share of our cells "
     "where a second reference cell holds >= 25 %; nuclei_whole = share of reference nuclei >= 90 % "
     "in one cell, split_nuclei_background / _other = mean share of a split nucleus left as "
     "background / in other cells. See the docstring of benchmarks/seeds.py.")
@@ -115,6 +123,35 @@ def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, 
             same.append(host >= 0 and type_of[host] == type_of[int(c)])
         out["missed_same_type"] = float(np.mean(same)) if same else float("nan")
     return out
+
+
+def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, diameter: float) -> dict:
+    """How far the no-peak cells' centroids lie from the nearest peak and from the nearest other
+    reference cell's centroid (one-peak cells for comparison); medians, in units of ``diameter``."""
+    from scipy.spatial import cKDTree
+
+    truth = np.asarray(truth, dtype=np.int64)
+    xy = np.asarray(coords, dtype=np.float64)[:, :2]
+    ids = np.unique(truth[truth >= 0])
+    nan = float("nan")
+    if len(ids) < 2:
+        return {"missed_peak_distance": nan, "missed_neighbour_distance": nan, "found_neighbour_distance": nan}
+    k = int(ids.max()) + 1
+    inside = truth >= 0
+    n = np.bincount(truth[inside], minlength=k)[ids]
+    centroid = np.column_stack([np.bincount(truth[inside], weights=xy[inside, j], minlength=k)[ids] / n
+                                for j in range(2)])
+    on = truth[np.asarray(peaks, dtype=np.int64)]
+    n_peaks = np.bincount(on[on >= 0], minlength=k)[ids]
+    neighbour = cKDTree(centroid).query(centroid, 2)[0][:, 1] / diameter
+    to_peak = cKDTree(xy[peaks]).query(centroid)[0] / diameter if len(peaks) else np.full(len(ids), np.inf)
+
+    def med(v, sel):
+        return float(np.median(v[sel])) if sel.any() else nan
+
+    none, one = n_peaks == 0, n_peaks == 1
+    return {"missed_peak_distance": med(to_peak, none), "missed_neighbour_distance": med(neighbour, none),
+            "found_neighbour_distance": med(neighbour, one)}
 
 
 def _overlap(rows: np.ndarray, cols: np.ndarray):
@@ -181,6 +218,7 @@ def one(case: str, seed: int) -> dict:
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     ctype = adata.obs[TYPE_KEY].to_numpy() if TYPE_KEY in adata.obs else None
     row = seed_coverage(truth, res.peaks, res.candidates, res.labels, counts, ctype)
+    row.update(missed_spacing(truth, res.peaks, coords, float(res.info["cell_diameter"])))
     row.update(nucleus_fate(adata.obs[NUCLEUS_KEYS[case]].to_numpy(dtype=np.int64), res.labels))
     row["f1"] = float(A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)["f1"])
     return {"case": case, "seed": seed, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},

@@ -348,6 +348,24 @@ def test_seed_coverage_where_missed_cells_go():
     assert out["two_cell"] == 0.0 and np.isnan(out["missed_same_type"])
 
 
+def test_missed_spacing_exact():
+    """benchmarks/seeds.py: distances (in cell diameters) from missed cells' centroids to the
+    nearest peak and to the nearest other reference cell, and from found cells to their neighbour."""
+    import seeds
+
+    # cell 0 centred at (0, 0), cell 1 at (4, 0), cell 2 at (10, 0); item 6 background
+    coords = np.array([[-1, 0], [1, 0], [3, 0], [5, 0], [9, 0], [11, 0], [30, 0]], dtype=float)
+    truth = np.array([0, 0, 1, 1, 2, 2, -1])
+    peaks = np.array([1, 4])  # cells 0 and 2 hold a peak (at x 1 and x 9), cell 1 none
+    out = seeds.missed_spacing(truth, peaks, coords, 2.0)
+    assert out["missed_peak_distance"] == 3.0 / 2  # from (4, 0): 3 to the peak at x 1, 5 to x 9
+    assert out["missed_neighbour_distance"] == 4.0 / 2
+    assert out["found_neighbour_distance"] == np.median([4.0, 6.0]) / 2
+    none = seeds.missed_spacing(truth, np.array([1, 2, 4]), coords, 2.0)  # every cell holds a peak
+    assert np.isnan(none["missed_peak_distance"]) and np.isnan(none["missed_neighbour_distance"])
+    assert np.isnan(seeds.missed_spacing(np.array([0, 0, -1]), np.array([0]), coords[:3], 2.0)["missed_peak_distance"])
+
+
 def test_nucleus_fate_exact():
     """benchmarks/seeds.py: nuclei kept whole (>= 90 % in one cell) and, for the split ones, the
     mean share left as background and in other cells; nucleus ids need not be consecutive."""
