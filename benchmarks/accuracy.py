@@ -94,6 +94,7 @@ COLUMNS = [
     ("background_assigned", "bg assigned", "{:.3f}"),
     ("nuclear_consistency", "nuclei whole", "{:.3f}"),
     ("merge_rate", "2+ nuclei", "{:.3f}"),
+    ("off_reference", "off-ref cells", "{:.3f}"),
     ("over_segmentation", "over-seg", "{:.3f}"),
     ("under_segmentation", "under-seg", "{:.3f}"),
     ("d_pred", "d pred (um)", "{:.1f}"),
@@ -277,9 +278,38 @@ def _median_diameter(labels, coords, bin_size) -> float:
     return float(np.median(2.0 * np.sqrt(area / np.pi))) if area.size else float("nan")
 
 
+#: a predicted cell with at least this share of its items on reference background is "off reference"
+OFF_REFERENCE_SHARE = 0.8
+
+
+def off_reference(true: np.ndarray, pred: np.ndarray, share: float = OFF_REFERENCE_SHARE) -> dict:
+    """Our cells that lie on what the reference calls background (>= ``share`` of their items).
+
+    ``off_reference``: their share of our cells; ``f1_without_off_reference``: the F1 once they are
+    set to background. A diagnostic, never a target: on the real sets such cells are often dense,
+    compact RNA that the vendor's image segmentation did not outline (a reference is not truth),
+    and on the simulator they are false cells. NaN without reference background or without cells.
+    """
+    true = np.asarray(true, dtype=np.int64)
+    pred = np.asarray(pred, dtype=np.int64)
+    nan = {"off_reference": float("nan"), "f1_without_off_reference": float("nan")}
+    cells = pred >= 0
+    if not cells.any() or not (true < 0).any():
+        return nan
+    k = int(pred.max()) + 1
+    size = np.bincount(pred[cells], minlength=k)
+    on_bg = np.bincount(pred[cells & (true < 0)], minlength=k)
+    present = size > 0
+    off = present & (on_bg >= share * size)
+    kept = np.where(cells & off[np.maximum(pred, 0)], -1, pred)
+    return {"off_reference": float(off.sum() / present.sum()),
+            "f1_without_off_reference": float(ms.metrics.match_cells(true, kept)["f1"])}
+
+
 def score(adata, pred: np.ndarray, *, truth_key: str | None, nucleus_key: str | None,
           bin_size: float | None = None) -> dict:
-    """Scores of one segmentation with :func:`ms.metrics.score_all`, plus median equivalent diameters.
+    """Scores of one segmentation with :func:`ms.metrics.score_all`, plus median equivalent diameters
+    and the cells that lie on reference background (:func:`off_reference`).
 
     ``d_pred`` / ``d_ref``: median equivalent diameter (um) of predicted and reference cells
     (reference nuclei when there are no reference cells: ``d_ref_is_nucleus``); areas are bins x
@@ -288,6 +318,8 @@ def score(adata, pred: np.ndarray, *, truth_key: str | None, nucleus_key: str | 
     true = None if truth_key is None else adata.obs[truth_key].to_numpy(dtype=np.int64)
     nuc = None if nucleus_key is None else adata.obs[nucleus_key].to_numpy(dtype=np.int64)
     out = ms.metrics.score_all(true, pred, nucleus=nuc)
+    if true is not None:
+        out.update(off_reference(true, pred))
     coords = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
     out["d_pred"] = _median_diameter(pred, coords, bin_size)
     ref = true if true is not None else nuc
@@ -634,7 +666,9 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
           "Scores from `ms.metrics.score_all`: F1 of one-to-one matches at IoU >= 0.5; ARI over items assigned "
           "on both sides; in-cell / bg assigned = share of reference in-cell / background items that we assign; "
           "nuclei whole = share of reference nuclei with >= 90% of items in one cell; 2+ nuclei = share of our "
-          "cells holding the majority of 2+ reference nuclei; d = median equivalent diameter (d est = the "
+          "cells holding the majority of 2+ reference nuclei; off-ref cells = share of our cells with >= 80% of "
+          "their items on reference background (a diagnostic: on the real sets often RNA-dense places the "
+          "reference did not outline; `f1_without_off_reference` in the JSON); d = median equivalent diameter (d est = the "
           "method's own scale estimate). Values with a target carry `ok` or `MISS`. KMeans = coordinates only, "
           "given the reference's cell count (nucleus count for pciSeq). oracle = not a method: each item "
           f"takes the reference label held by most of its {ORACLE_NEIGHBOURS} nearest other items (it reads "

@@ -248,6 +248,25 @@ def test_one_comparison_plot_per_real_case(small_bins, monkeypatch, tmp_path):
     assert (tmp_path / "accuracy.md").read_text().count("tiny_real_comparison.png") == 1
 
 
+def test_off_reference_exact():
+    """benchmarks/accuracy.py: our cells with >= 80 % of their items on reference background, and
+    the F1 once they are set to background; NaN without reference background or without cells."""
+    import accuracy
+
+    true = np.array([0] * 4 + [1] * 4 + [-1] * 5 + [2] * 2 + [-1] * 3)
+    pred = np.full(len(true), -1)
+    pred[0:4] = 0  # reference 0 exactly
+    pred[[4, 5, 6, 8]] = 1  # 3 of reference 1 and one background item (IoU 3/5, matched)
+    pred[[7, 9, 10, 11, 12]] = 2  # 4 of 5 items on background: off reference (at 0.8 exactly)
+    pred[[13, 15, 16, 17]] = 3  # 3 of 4 on background: not off reference; IoU 1/5 with reference 2
+    out = accuracy.off_reference(true, pred)
+    assert out["off_reference"] == 1 / 4
+    assert out["f1_without_off_reference"] == 2 * 2 / (3 + 3)  # with cell 2 kept: 2 * 2 / (3 + 4)
+    assert accuracy.ms.metrics.match_cells(true, pred)["f1"] == 2 * 2 / (3 + 4)
+    assert np.isnan(accuracy.off_reference(np.zeros(3, dtype=int), np.array([0, 0, 1]))["off_reference"])
+    assert np.isnan(accuracy.off_reference(true, np.full(len(true), -1))["f1_without_off_reference"])
+
+
 def test_neighbour_oracle_exact():
     """benchmarks/accuracy.py's oracle: each item takes the label most of its k nearest other items
     hold (never its own), ties to the nearer label; a label no position can tell is lost."""
