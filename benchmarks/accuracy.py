@@ -12,9 +12,9 @@ Groups (issue 3's accuracy bar):
   transcripts mode, seeds 0, 1, 2, each without and with ``prior_key="nucleus"``; medians over
   seeds. Real sets run once (seed 0), except the small CosMx FOVs: median over the method's seeds.
 - ``simulated_noisy``: transcripts mode with ``false_positive_fraction=0.45`` (the decoding noise
-  the negative probes imply on the CosMx FOVs), and with :data:`COSMX_CALIBRATED` (RNA clumped and
-  gaps narrow as on the CosMx FOVs, ``benchmarks/realism.py``), seeds 0-2, without and with the
-  prior; no targets.
+  the negative probes imply on the CosMx FOVs), and with :data:`COSMX_CALIBRATED` (RNA clumped,
+  gaps narrow and cells elongated and varied in size as on the CosMx FOVs,
+  ``benchmarks/realism.py``), seeds 0-2, without and with the prior; no targets.
 - ``real``: the real sets of ``../shared/data`` (CosMx Lung12 FOV 2 and FOV 3, MERSCOPE mouse
   brain, pciSeq CA1, MERFISH U2-OS, STARmap organoid in 3D), RNA only: the reference labels are
   removed before segmentation (:func:`_real.segmentation_input`) and used by the metrics only.
@@ -123,9 +123,12 @@ def _met(value: float, op: str, threshold: float) -> bool:
 
 
 #: simulator options that match the CosMx FOVs where its defaults do not (benchmarks/realism.py,
-#: 2026-12-07): RNA clumped in cells and more so between them, narrow gaps between cells
+#: 2026-12-07): RNA clumped in cells and more so between them, narrow gaps between cells, and cells
+#: more elongated and more varied in size (elongation 1.52-1.59 and diameter CV 0.28-0.36 on the
+#: FOVs, 1.40 and 0.25 at the defaults) with 137-167 transcripts each
 COSMX_CALIBRATED = {"clumping": 2.0, "background_clumping": 4.0, "diffusion": 0.3, "gap_scale": 12.0,
-                    "gap_fraction": 0.45}
+                    "gap_fraction": 0.45, "elongation": 0.6, "cell_diameter": (7.0, 22.0),
+                    "transcripts_per_cell": 190.0}
 
 
 # --------------------------------------------------------------------------------------------- #

@@ -10,7 +10,12 @@ Vizgen polygons; NegPrb / Blank rows dropped):
 - ``cell_clump_1`` / ``cell_clump_05``: clumping of RNA inside cells, :func:`clumping_ratio` of
   same-cell pairs within 1 um / 0.5 um against 3 um (1 for an even spread, a little above it
   from edge effects and the denser nucleus);
-- ``bg_clump_1`` / ``bg_clump_05``: the same among off-cell transcripts.
+- ``bg_clump_1`` / ``bg_clump_05``: the same among off-cell transcripts;
+- cell geometry (:func:`cell_geometry`, cells of 5+ transcripts, convex hulls): ``d_median``, the
+  median equivalent diameter (um); ``d_cv``, its coefficient of variation; ``elongation``, the
+  median ratio of a cell's principal standard deviations; ``neighbour_d``, the median distance from
+  a cell's centroid to the nearest other cell's, over ``d_median``; ``tx_per_cell``, the median
+  transcripts per cell.
 
 The simulator runs at its defaults and with the options that model what the defaults lack
 (:data:`VARIANTS`). Transcripts only: bins hide sub-micron structure.
@@ -41,11 +46,12 @@ from scaling import markdown_table  # noqa: E402
 #: the simulator at its defaults and with the options that match the CosMx FOVs
 #: (:data:`accuracy.COSMX_CALIBRATED`, calibrated here on 2026-12-07): RNA clumps inside cells
 #: (1.29-1.32 at 1 um, 1.44-1.48 at 0.5 um) and more so between them (1.36-1.44 / 1.78-1.90), and
-#: background lies in narrow gaps (median 2.7-3.4 um from a cell); the defaults have Poisson RNA
-#: diffused by 0.6 um and wide gaps (gap_scale 30 um)
+#: background lies in narrow gaps (median 2.7-3.4 um from a cell), cells are elongated (1.52-1.59)
+#: and varied in size (diameter CV 0.28-0.36); the defaults have Poisson RNA diffused by 0.6 um,
+#: wide gaps (gap_scale 30 um) and rounder, more even cells (1.36-1.40, 0.25)
 VARIANTS = {"sim_defaults": {}, "sim_cosmx_like": A.COSMX_CALIBRATED}
 KEYS = ("off_cell", "offcell_d25", "offcell_d50", "offcell_d75", "offcell_d90", "cell_clump_1", "cell_clump_05",
-        "bg_clump_1", "bg_clump_05")
+        "bg_clump_1", "bg_clump_05", "d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell")
 CONTROL_PREFIXES = ("NegPrb", "Blank", "NegControl", "SystemControl")
 
 
@@ -67,6 +73,36 @@ def clumping_ratio(xy: np.ndarray, labels: np.ndarray, radius: float, reference:
     return float((counts[0] / radius**2) / (counts[1] / reference**2))
 
 
+def cell_geometry(xy: np.ndarray, labels: np.ndarray, min_items: int = 5) -> dict:
+    """Size, size spread, elongation, spacing and transcripts of the labelled cells (module docstring)."""
+    from scipy.spatial import ConvexHull, cKDTree
+
+    labels = np.asarray(labels, dtype=np.int64)
+    inside = labels >= 0
+    order = np.argsort(labels[inside], kind="stable")
+    lab, pts = labels[inside][order], np.asarray(xy, dtype=np.float64)[inside][order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]]) if len(lab) else np.array([], dtype=np.int64)
+    ends = np.r_[starts[1:], lab.size]
+    centroid, diameter, elongation, n = [], [], [], []
+    for a, b in zip(starts, ends, strict=True):
+        p = pts[a:b]
+        if b - a < min_items or np.linalg.matrix_rank(p - p.mean(0)) < 2:
+            continue
+        centroid.append(p.mean(0))
+        diameter.append(2.0 * np.sqrt(ConvexHull(p).volume / np.pi))
+        ev = np.linalg.eigvalsh(np.cov((p - p.mean(0)).T))
+        elongation.append(np.sqrt(ev[1] / max(ev[0], 1e-12)))
+        n.append(b - a)
+    if len(centroid) < 2:
+        return {k: float("nan") for k in ("d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell")}
+    diameter = np.asarray(diameter)
+    d_med = float(np.median(diameter))
+    neighbour = cKDTree(np.asarray(centroid)).query(np.asarray(centroid), 2)[0][:, 1]
+    return {"d_median": d_med, "d_cv": float(diameter.std() / diameter.mean()),
+            "elongation": float(np.median(elongation)), "neighbour_d": float(np.median(neighbour) / d_med),
+            "tx_per_cell": float(np.median(n))}
+
+
 def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:
     """Every statistic of the module docstring for transcripts at ``xy`` with reference ``labels``."""
     from scipy.spatial import cKDTree
@@ -82,6 +118,7 @@ def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:
         "cell_clump_05": clumping_ratio(xy[inside], labels[inside], 0.5),
         "bg_clump_1": clumping_ratio(xy[~inside], labels[~inside], 1.0),
         "bg_clump_05": clumping_ratio(xy[~inside], labels[~inside], 0.5),
+        **cell_geometry(xy, labels),
     }
 
 
@@ -107,7 +144,10 @@ REAL = ("cosmx_fov2", "cosmx_fov3", "merscope")
 NOTE = ("Transcripts; reference cells as labels (simulator: true cells, medians over seeds). off_cell = share "
         "outside cells; offcell_dNN = quantiles of the distance (um) from an off-cell transcript to the nearest "
         "in-cell one; cell_clump / bg_clump = same-cell (in cells) or off-cell pairs within 1 um (_1) or 0.5 um "
-        "(_05), per unit area, over those within 3 um (1 = even). Simulator variants: "
+        "(_05), per unit area, over those within 3 um (1 = even); d_median / d_cv = median equivalent diameter "
+        "(um, convex hulls) and its coefficient of variation, elongation = median ratio of principal sds, "
+        "neighbour_d = median nearest-centroid distance / d_median, tx_per_cell = median transcripts per cell. "
+        "Simulator variants: "
         f"{VARIANTS}. See the docstring of benchmarks/realism.py.")
 
 

@@ -305,8 +305,9 @@ def test_clumping_ratio_exact():
 
 def test_simulator_clumping_matches_its_calibration():
     """The CosMx-like simulator options raise the realism statistics from the Poisson values (about
-    1.15 in cells, 1.06 between them at 1 um) towards the CosMx ones (1.29-1.32, 1.36-1.44) and bring
-    background closer to cells (median distance about 5 um -> the CosMx FOVs' 2.7-3.4 um)."""
+    1.15 in cells, 1.06 between them at 1 um) towards the CosMx ones (1.29-1.32, 1.36-1.44), bring
+    background closer to cells (median distance about 5 um -> the CosMx FOVs' 2.7-3.4 um) and make
+    cells as elongated, as varied in size and as rich in transcripts as there."""
     import realism
 
     def stats(**kw):
@@ -319,6 +320,28 @@ def test_simulator_clumping_matches_its_calibration():
     assert clumped["cell_clump_05"] > clumped["cell_clump_1"] and clumped["bg_clump_05"] > clumped["bg_clump_1"]
     assert abs(plain["off_cell"] - 0.2) < 0.02 and abs(clumped["off_cell"] - 0.2) < 0.02
     assert plain["offcell_d50"] > 4.0 and clumped["offcell_d50"] < 4.0
+    # cells as elongated and as varied in size as on the FOVs (1.52-1.59, CV 0.28-0.36), 137-167 transcripts
+    assert plain["elongation"] < 1.42 < clumped["elongation"] and plain["d_cv"] < 0.27 < clumped["d_cv"]
+    assert plain["tx_per_cell"] < 137 < clumped["tx_per_cell"] < 167
+    assert abs(clumped["d_median"] - plain["d_median"]) < 1.0
+
+
+def test_cell_geometry_exact():
+    """benchmarks/realism.py: equivalent diameters from convex hulls, their spread, elongation as the
+    ratio of principal sds, nearest-centroid spacing over the median diameter, items per cell."""
+    import realism
+
+    square = [[-1, -1], [-1, 1], [1, -1], [1, 1], [0, 0]]  # area 4, round (elongation 1)
+    bar = [[8, -0.5], [8, 0.5], [12, -0.5], [12, 0.5], [10, 0]]  # area 4, sds 2 and 0.5 (elongation 4)
+    few = [[30, 0], [31, 0], [30, 1]]  # 3 items: too few to count
+    xy = np.array(square + bar + few + [[50, 50]], dtype=float)
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 3 + [-1])
+    out = realism.cell_geometry(xy, labels)
+    d = 2 * np.sqrt(4 / np.pi)
+    assert np.isclose(out["d_median"], d) and np.isclose(out["d_cv"], 0.0)
+    assert np.isclose(out["elongation"], 2.5)  # median of 1 and 4
+    assert np.isclose(out["neighbour_d"], 10 / d) and out["tx_per_cell"] == 5
+    assert np.isnan(realism.cell_geometry(xy[:5], labels[:5])["d_median"])  # one cell: no spacing
 
 
 def test_seed_coverage_exact():

@@ -37,12 +37,14 @@ on top of the area effect.
 Where RNA lies (``benchmarks/realism.py``, 2026-12-07): on the CosMx FOVs RNA clumps, in cells
 (same-cell pairs within 1 um, per unit area, 1.29-1.32x those within 3 um; 1.44-1.48x at 0.5 um)
 and more so between cells (1.36-1.44x, 1.78-1.90x), and off-cell RNA lies in narrow gaps (median
-2.7-3.4 um from the nearest in-cell transcript). The defaults place RNA as a Poisson process
-(1.15x, 1.06x) diffused by 0.6 um in wide gaps (median about 5 um). ``clumping=2,
-background_clumping=4, diffusion=0.3, gap_scale=12, gap_fraction=0.45`` match all of these
-(``benchmarks/accuracy.py``'s ``COSMX_CALIBRATED``; a no-target case there); the defaults stay as
-they are, since that tissue is not harder for the method (F1 a little higher) and does not yet
-make simulated gains carry over to CosMx (see issue 3's notes).
+2.7-3.4 um from the nearest in-cell transcript); cells are elongated (median ratio of principal
+sds 1.52-1.59) and varied in size (diameter CV 0.28-0.36). The defaults place RNA as a Poisson
+process (1.15x, 1.06x) diffused by 0.6 um in wide gaps (median about 5 um), in rounder, more even
+cells (1.36-1.40, 0.25). ``clumping=2, background_clumping=4, diffusion=0.3, gap_scale=12,
+gap_fraction=0.45, elongation=0.6, cell_diameter=(7, 22), transcripts_per_cell=190`` match all of
+these (``benchmarks/accuracy.py``'s ``COSMX_CALIBRATED``; a no-target case there). The defaults
+stay as they are: the targets are set on them, and the calibrated tissue does not yet make
+simulated gains carry over to CosMx (see issue 3's notes).
 """
 
 from __future__ import annotations
