@@ -74,33 +74,36 @@ def clumping_ratio(xy: np.ndarray, labels: np.ndarray, radius: float, reference:
 
 
 def cell_geometry(xy: np.ndarray, labels: np.ndarray, min_items: int = 5) -> dict:
-    """Size, size spread, elongation, spacing and transcripts of the labelled cells (module docstring)."""
-    from scipy.spatial import ConvexHull, cKDTree
+    """Size, size spread, elongation, spacing and transcripts of the labelled cells (module
+    docstring); sizes, centroids and convex-hull areas from :func:`ms.metrics.cell_stats`."""
+    from scipy.spatial import cKDTree
+
+    import manifoldseg as ms
 
     labels = np.asarray(labels, dtype=np.int64)
+    keys = ("d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell")
     inside = labels >= 0
-    order = np.argsort(labels[inside], kind="stable")
-    lab, pts = labels[inside][order], np.asarray(xy, dtype=np.float64)[inside][order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]]) if len(lab) else np.array([], dtype=np.int64)
-    ends = np.r_[starts[1:], lab.size]
-    centroid, diameter, elongation, n = [], [], [], []
-    for a, b in zip(starts, ends, strict=True):
-        p = pts[a:b]
-        if b - a < min_items or np.linalg.matrix_rank(p - p.mean(0)) < 2:
-            continue
-        centroid.append(p.mean(0))
-        diameter.append(2.0 * np.sqrt(ConvexHull(p).volume / np.pi))
-        ev = np.linalg.eigvalsh(np.cov((p - p.mean(0)).T))
-        elongation.append(np.sqrt(ev[1] / max(ev[0], 1e-12)))
-        n.append(b - a)
-    if len(centroid) < 2:
-        return {k: float("nan") for k in ("d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell")}
-    diameter = np.asarray(diameter)
+    if not inside.any():
+        return {k: float("nan") for k in keys}
+    xy = np.asarray(xy, dtype=np.float64)[inside, :2]
+    st = ms.metrics.cell_stats(labels[inside], coords=xy)
+    code = np.searchsorted(st.index.to_numpy(), labels[inside])
+    centroid = st[["x", "y"]].to_numpy()
+    d = xy - centroid[code]  # second moments about each cell's centroid
+    n = st["n_spots"].to_numpy()
+    cov = [np.bincount(code, weights=d[:, i] * d[:, j], minlength=len(n)) / np.maximum(n - 1, 1)
+           for i, j in ((0, 0), (1, 1), (0, 1))]
+    half_gap = np.sqrt(((cov[0] - cov[1]) / 2.0) ** 2 + cov[2] ** 2)
+    major, minor = (cov[0] + cov[1]) / 2.0 + half_gap, (cov[0] + cov[1]) / 2.0 - half_gap
+    keep = (n >= min_items) & (st["area"].to_numpy() > 0)  # 2D cells of a few items or more
+    if keep.sum() < 2:
+        return {k: float("nan") for k in keys}
+    diameter = 2.0 * np.sqrt(st["area"].to_numpy()[keep] / np.pi)
     d_med = float(np.median(diameter))
-    neighbour = cKDTree(np.asarray(centroid)).query(np.asarray(centroid), 2)[0][:, 1]
+    neighbour = cKDTree(centroid[keep]).query(centroid[keep], 2)[0][:, 1]
     return {"d_median": d_med, "d_cv": float(diameter.std() / diameter.mean()),
-            "elongation": float(np.median(elongation)), "neighbour_d": float(np.median(neighbour) / d_med),
-            "tx_per_cell": float(np.median(n))}
+            "elongation": float(np.median(np.sqrt(major[keep] / np.maximum(minor[keep], 1e-12)))),
+            "neighbour_d": float(np.median(neighbour) / d_med), "tx_per_cell": float(np.median(n[keep]))}
 
 
 def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:

@@ -130,6 +130,8 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
     reference cell's centroid (one-peak cells for comparison); medians, in units of ``diameter``."""
     from scipy.spatial import cKDTree
 
+    import manifoldseg as ms
+
     truth = np.asarray(truth, dtype=np.int64)
     xy = np.asarray(coords, dtype=np.float64)[:, :2]
     ids = np.unique(truth[truth >= 0])
@@ -138,9 +140,7 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
         return {"missed_peak_distance": nan, "missed_neighbour_distance": nan, "found_neighbour_distance": nan}
     k = int(ids.max()) + 1
     inside = truth >= 0
-    n = np.bincount(truth[inside], minlength=k)[ids]
-    centroid = np.column_stack([np.bincount(truth[inside], weights=xy[inside, j], minlength=k)[ids] / n
-                                for j in range(2)])
+    centroid = ms.metrics.cell_stats(truth[inside], coords=xy[inside])[["x", "y"]].to_numpy()  # order of ids
     on = truth[np.asarray(peaks, dtype=np.int64)]
     n_peaks = np.bincount(on[on >= 0], minlength=k)[ids]
     neighbour = cKDTree(centroid).query(centroid, 2)[0][:, 1] / diameter
