@@ -65,7 +65,8 @@ CASES = {
 TYPE_KEY = "true_type"
 KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f1", "missed_size",
         "missed_counts", "missed_same_type", "missed_background", "missed_mostly_background", "missed_pieces",
-        "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "two_cell", "nuclei_whole", "split_nuclei_background", "split_nuclei_other")
+        "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "two_cell", "nuclei_whole",
+        "split_nuclei_background", "split_nuclei_other")
 NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
                 "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
 
@@ -86,15 +87,22 @@ NOTE = (
     "background / in other cells. See the docstring of benchmarks/seeds.py.")
 
 
+def peaks_per_cell(truth: np.ndarray, peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference cell ids (sorted) and how many of the ``peaks`` (item indices) each holds."""
+    ids = np.unique(truth[truth >= 0])
+    on = truth[peaks]
+    k = int(ids.max()) + 1 if len(ids) else 0
+    return ids, np.bincount(on[on >= 0], minlength=k)[ids]
+
+
 def seed_coverage(truth: np.ndarray, peaks: np.ndarray, candidates: np.ndarray, pred: np.ndarray,
                   counts: np.ndarray, cell_type: np.ndarray | None = None) -> dict:
     """Seed coverage of the reference cells (see the module docstring); ``truth`` -1 = background."""
     truth = np.asarray(truth, dtype=np.int64)
     peaks = np.asarray(peaks, dtype=np.int64)
-    ids = np.unique(truth[truth >= 0])
+    ids, n_peaks = peaks_per_cell(truth, peaks)
     k = int(truth.max()) + 1 if len(ids) else 0
     on = truth[peaks]
-    n_peaks = np.bincount(on[on >= 0], minlength=k)[ids]
     none, one = ids[n_peaks == 0], ids[n_peaks == 1]
     n_pred = int(np.unique(pred[pred >= 0]).size)
     size = np.bincount(truth[truth >= 0], minlength=k).astype(np.float64)
@@ -133,16 +141,14 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
     import manifoldseg as ms
 
     truth = np.asarray(truth, dtype=np.int64)
+    peaks = np.asarray(peaks, dtype=np.int64)
     xy = np.asarray(coords, dtype=np.float64)[:, :2]
-    ids = np.unique(truth[truth >= 0])
+    ids, n_peaks = peaks_per_cell(truth, peaks)
     nan = float("nan")
     if len(ids) < 2:
         return {"missed_peak_distance": nan, "missed_neighbour_distance": nan, "found_neighbour_distance": nan}
-    k = int(ids.max()) + 1
     inside = truth >= 0
     centroid = ms.metrics.cell_stats(truth[inside], coords=xy[inside])[["x", "y"]].to_numpy()  # order of ids
-    on = truth[np.asarray(peaks, dtype=np.int64)]
-    n_peaks = np.bincount(on[on >= 0], minlength=k)[ids]
     neighbour = cKDTree(centroid).query(centroid, 2)[0][:, 1] / diameter
     to_peak = cKDTree(xy[peaks]).query(centroid)[0] / diameter if len(peaks) else np.full(len(ids), np.inf)
 
