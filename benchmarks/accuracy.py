@@ -63,6 +63,7 @@ from scaling import cpu_info  # noqa: E402
 
 import manifoldseg as ms  # noqa: E402
 from manifoldseg._constants import CELL_KEY, NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY  # noqa: E402
+from manifoldseg.metrics._labels import background_overlap  # noqa: E402
 
 logger = logging.getLogger("manifoldseg.benchmarks")
 
@@ -296,16 +297,12 @@ def off_reference(true: np.ndarray, pred: np.ndarray, share: float = OFF_REFEREN
     true = np.asarray(true, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     nan = {"off_reference": float("nan"), "f1_without_off_reference": float("nan")}
-    cells = pred >= 0
-    if not cells.any() or not (true < 0).any():
+    if not (pred >= 0).any() or not (true < 0).any():
         return nan
-    k = int(pred.max()) + 1
-    size = np.bincount(pred[cells], minlength=k)
-    on_bg = np.bincount(pred[cells & (true < 0)], minlength=k)
-    present = size > 0
-    off = present & (on_bg >= share * size)
-    kept = np.where(cells & off[np.maximum(pred, 0)], -1, pred)
-    return {"off_reference": float(off.sum() / present.sum()),
+    c, size, on_bg = background_overlap(pred, true)  # rows: our cells
+    off = c.row_ids[on_bg >= share * size]
+    kept = np.where(np.isin(pred, off), -1, pred)
+    return {"off_reference": float(len(off) / len(c.row_ids)),
             "f1_without_off_reference": float(ms.metrics.match_cells(true, kept)["f1"])}
 
 

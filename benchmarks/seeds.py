@@ -53,7 +53,7 @@ import accuracy as A  # noqa: E402
 from _report import finish, parse_args  # noqa: E402
 from scaling import markdown_table  # noqa: E402
 
-from manifoldseg.metrics._labels import axis_max, axis_sum, contingency  # noqa: E402
+from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
 
 CASES = {
     "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, 1.0),
@@ -161,11 +161,10 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
 
 
 def _overlap(rows: np.ndarray, cols: np.ndarray):
-    """Contingency of two label arrays (``ms.metrics``' own), each row label's item count and the
-    share of its items that ``cols`` leaves as background (-1)."""
-    c = contingency(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
-    size = c.row_size.astype(np.float64)
-    return c, size, 1.0 - axis_sum(c.table, 1) / np.maximum(size, 1.0)
+    """``ms.metrics``' contingency of two label arrays, each row label's item count and the share
+    of its items that ``cols`` leaves as background (-1)."""
+    c, size, outside = background_overlap(rows, cols)
+    return c, size, outside / np.maximum(size, 1.0)
 
 
 def _missed_fate(truth: np.ndarray, pred: np.ndarray, missed: np.ndarray) -> dict:

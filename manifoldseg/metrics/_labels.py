@@ -130,6 +130,14 @@ def contingency(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray | None =
     return Contingency(table, row_ids, col_ids, row_size, col_size)
 
 
+def background_overlap(rows: np.ndarray, cols: np.ndarray) -> tuple[Contingency, np.ndarray, np.ndarray]:
+    """Contingency of two label arrays, each row label's item count and how many of its items
+    ``cols`` leaves as background (-1), both as float and in the order of ``row_ids``."""
+    c = contingency(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+    size = c.row_size.astype(np.float64)
+    return c, size, size - axis_sum(c.table, 1)
+
+
 def axis_max(table: sparse.csr_matrix, axis: int) -> np.ndarray:
     """Largest entry of each row (``axis=1``) or column (``axis=0``) as float; 0 for empty lines."""
     n = table.shape[0] if axis == 1 else table.shape[1]
