@@ -15,7 +15,13 @@ Vizgen polygons; NegPrb / Blank rows dropped):
   median equivalent diameter (um); ``d_cv``, its coefficient of variation; ``elongation``, the
   median ratio of a cell's principal standard deviations; ``neighbour_d``, the median distance from
   a cell's centroid to the nearest other cell's, over ``d_median``; ``tx_per_cell``, the median
-  transcripts per cell.
+  transcripts per cell;
+- how alike cells' expression is (:func:`expression_similarity`, cells of 20+ transcripts, each
+  split at random into two halves, cosine of raw gene counts between halves): ``expr_self``, the
+  median between a cell's own halves; ``expr_adjacent``, between touching cells; ``expr_any``,
+  between any two cells; ``distinctness`` = (self - adjacent) / (self - any): 0 when touching cells
+  are as alike as the halves of one cell (expression cannot tell them apart), 1 when they differ
+  as much as any two cells.
 
 The simulator runs at its defaults and with the options that model what the defaults lack
 (:data:`VARIANTS`). Transcripts only: bins hide sub-micron structure.
@@ -51,7 +57,9 @@ from scaling import markdown_table  # noqa: E402
 #: wide gaps (gap_scale 30 um) and rounder, more even cells (1.36-1.40, 0.25)
 VARIANTS = {"sim_defaults": {}, "sim_cosmx_like": A.COSMX_CALIBRATED}
 KEYS = ("off_cell", "offcell_d25", "offcell_d50", "offcell_d75", "offcell_d90", "cell_clump_1", "cell_clump_05",
-        "bg_clump_1", "bg_clump_05", "d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell")
+        "bg_clump_1", "bg_clump_05", "d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell",
+        "expr_self", "expr_adjacent", "expr_any", "distinctness")
+EXPRESSION_KEYS = KEYS[-4:]
 CONTROL_PREFIXES = ("NegPrb", "Blank", "NegControl", "SystemControl")
 
 
@@ -106,8 +114,55 @@ def cell_geometry(xy: np.ndarray, labels: np.ndarray, min_items: int = 5) -> dic
             "neighbour_d": float(np.median(neighbour) / d_med), "tx_per_cell": float(np.median(n[keep]))}
 
 
-def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:
-    """Every statistic of the module docstring for transcripts at ``xy`` with reference ``labels``."""
+def expression_similarity(xy: np.ndarray, labels: np.ndarray, genes: np.ndarray, *, min_items: int = 20,
+                          n_neighbors: int = 6, seed: int = 0) -> dict:
+    """How alike the expression of one cell's halves, of touching cells and of any two cells is
+    (module docstring). ``genes``: a gene code per transcript. Two cells touch when one's transcript
+    has one of the other's among its ``n_neighbors`` nearest transcripts. Each cell's transcripts
+    are split into halves by a random permutation (``seed``); pairs compare one cell's first half
+    with the other's second, so every cosine is between profiles of about the same depth."""
+    from scipy import sparse
+    from scipy.spatial import cKDTree
+
+    nan = {k: float("nan") for k in EXPRESSION_KEYS}
+    labels = np.asarray(labels, dtype=np.int64)
+    genes = np.asarray(genes, dtype=np.int64)
+    inside = np.nonzero(labels >= 0)[0]
+    if not len(inside):
+        return nan
+    ids, code = np.unique(labels[inside], return_inverse=True)
+    k, n_genes = len(ids), int(genes.max()) + 1
+    first = np.random.default_rng(seed).random(len(inside)) < 0.5
+    halves = []
+    for part in (first, ~first):
+        m = sparse.csr_matrix((np.ones(part.sum()), (code[part], genes[inside[part]])), shape=(k, n_genes))
+        norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        halves.append(sparse.diags(1.0 / np.maximum(norm, 1e-12)) @ m)
+    cos = (halves[0] @ halves[1].T).toarray()
+    ok = np.bincount(code, minlength=k) >= min_items
+    if ok.sum() < 2:
+        return nan
+    cell = np.full(len(labels), -1)
+    cell[inside] = code
+    xy = np.asarray(xy, dtype=np.float64)[:, :2]
+    _, nb = cKDTree(xy).query(xy[inside], min(n_neighbors + 1, len(labels)))
+    a = np.repeat(code, nb.shape[1] - 1)
+    b = cell[nb[:, 1:]].ravel()
+    touch = (b >= 0) & (a != b)
+    pairs = np.unique(np.stack([a[touch], b[touch]], axis=1), axis=0)
+    pairs = pairs[ok[pairs[:, 0]] & ok[pairs[:, 1]]]
+    sub = cos[np.ix_(ok, ok)]
+    self_ = float(np.median(np.diag(sub)))
+    any_ = float(np.median(sub[~np.eye(len(sub), dtype=bool)]))
+    adjacent = float(np.median(cos[pairs[:, 0], pairs[:, 1]])) if len(pairs) else float("nan")
+    spread = self_ - any_
+    return {"expr_self": self_, "expr_adjacent": adjacent, "expr_any": any_,
+            "distinctness": float((self_ - adjacent) / spread) if spread > 0 else float("nan")}
+
+
+def statistics(xy: np.ndarray, labels: np.ndarray, genes: np.ndarray | None = None) -> dict:
+    """Every statistic of the module docstring for transcripts at ``xy`` with reference ``labels``
+    (the expression ones need ``genes``, a gene code per transcript)."""
     from scipy.spatial import cKDTree
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -122,7 +177,18 @@ def statistics(xy: np.ndarray, labels: np.ndarray) -> dict:
         "bg_clump_1": clumping_ratio(xy[~inside], labels[~inside], 1.0),
         "bg_clump_05": clumping_ratio(xy[~inside], labels[~inside], 0.5),
         **cell_geometry(xy, labels),
+        **(expression_similarity(xy, labels, genes) if genes is not None else {k: float("nan") for k in EXPRESSION_KEYS}),
     }
+
+
+def gene_codes(adata) -> np.ndarray:
+    """A gene code per transcript of one-hot ``adata.X`` (the column of its one count)."""
+    from scipy import sparse
+
+    x = sparse.csr_matrix(adata.X)
+    if np.any(np.diff(x.indptr) != 1):
+        raise ValueError("realism statistics need one transcript per row (one count in each row of X)")
+    return x.indices.astype(np.int64)
 
 
 def real_case(name: str) -> dict:
@@ -130,14 +196,14 @@ def real_case(name: str) -> dict:
     genes = adata.obs["gene"].astype(str) if "gene" in adata.obs else pd.Series([""] * adata.n_obs)
     keep = ~genes.str.startswith(CONTROL_PREFIXES).to_numpy()
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)[keep, :2]
-    return statistics(xy, adata.obs[_real.REF_CELL].to_numpy()[keep])
+    return statistics(xy, adata.obs[_real.REF_CELL].to_numpy()[keep], gene_codes(adata)[keep])
 
 
 def sim_case(variant: str, seed: int) -> dict:
     import manifoldseg as ms
 
     adata = ms.datasets.simulate(mode="transcripts", random_state=seed, **VARIANTS[variant])
-    return statistics(np.asarray(adata.obsm["spatial"])[:, :2], adata.obs[A.TRUTH_KEY].to_numpy())
+    return statistics(np.asarray(adata.obsm["spatial"])[:, :2], adata.obs[A.TRUTH_KEY].to_numpy(), gene_codes(adata))
 
 
 REAL = ("cosmx_fov2", "cosmx_fov3", "merscope")
@@ -149,7 +215,10 @@ NOTE = ("Transcripts; reference cells as labels (simulator: true cells, medians 
         "in-cell one; cell_clump / bg_clump = same-cell (in cells) or off-cell pairs within 1 um (_1) or 0.5 um "
         "(_05), per unit area, over those within 3 um (1 = even); d_median / d_cv = median equivalent diameter "
         "(um, convex hulls) and its coefficient of variation, elongation = median ratio of principal sds, "
-        "neighbour_d = median nearest-centroid distance / d_median, tx_per_cell = median transcripts per cell. "
+        "neighbour_d = median nearest-centroid distance / d_median, tx_per_cell = median transcripts per cell; "
+        "expr_self / expr_adjacent / expr_any = median cosine of gene counts between a cell's two random halves, "
+        "touching cells and any two cells (cells of 20+ transcripts), distinctness = (self - adjacent) / "
+        "(self - any): 0 = touching cells as alike as one cell's halves. "
         "Simulator variants: "
         f"{VARIANTS}. See the docstring of benchmarks/realism.py.")
 

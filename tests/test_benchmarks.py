@@ -326,6 +326,30 @@ def test_simulator_clumping_matches_its_calibration():
     assert abs(clumped["d_median"] - plain["d_median"]) < 1.0
 
 
+def test_expression_similarity_exact():
+    """benchmarks/realism.py: cosine of gene counts between a cell's halves, touching cells and any
+    two cells; distinctness 0 when touching cells are alike, 1 when they differ as any two do."""
+    import realism
+
+    def line(start, n=20):
+        return np.column_stack([np.arange(start, start + n, dtype=float), np.zeros(n)])
+
+    # four cells of 20 transcripts in a row pair by pair: 0 | 1 touch, 2 | 3 touch, the pairs far apart
+    xy = np.vstack([line(0), line(20), line(1000), line(1020)])
+    labels = np.repeat([0, 1, 2, 3], 20)
+    # touching cells express the same single gene: as alike as one cell's halves
+    alike = realism.expression_similarity(xy, labels, np.repeat([0, 0, 1, 1], 20))
+    assert alike["expr_self"] == 1.0 and alike["expr_adjacent"] == 1.0
+    assert alike["expr_any"] == 0.0  # of the 12 ordered pairs, 8 share no gene
+    assert alike["distinctness"] == 0.0
+    # touching cells express different genes: as unlike as any two
+    unlike = realism.expression_similarity(xy, labels, np.repeat([0, 1, 0, 1], 20))
+    assert unlike["expr_adjacent"] == 0.0 and unlike["distinctness"] == 1.0
+    # cells below min_items and unlabelled transcripts do not count; one cell left: no answer
+    assert np.isnan(realism.expression_similarity(xy, labels, np.repeat([0, 0, 1, 1], 20), min_items=21)["expr_self"])
+    assert np.isnan(realism.expression_similarity(xy, np.full(80, -1), np.zeros(80, dtype=int))["distinctness"])
+
+
 def test_cell_geometry_exact():
     """benchmarks/realism.py: equivalent diameters from convex hulls, their spread, elongation as the
     ratio of principal sds, nearest-centroid spacing over the median diameter, items per cell."""
