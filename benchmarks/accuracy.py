@@ -124,12 +124,16 @@ def _met(value: float, op: str, threshold: float) -> bool:
 
 
 #: simulator options that match the CosMx FOVs where its defaults do not (benchmarks/realism.py,
-#: 2026-12-07): RNA clumped in cells and more so between them, narrow gaps between cells, and cells
+#: 2026-12-07): RNA clumped in cells and more so between them, narrow gaps between cells, cells
 #: more elongated and more varied in size (elongation 1.52-1.59 and diameter CV 0.28-0.36 on the
-#: FOVs, 1.40 and 0.25 at the defaults) with 137-167 transcripts each
+#: FOVs, 1.40 and 0.25 at the defaults) with 137-167 transcripts each, and cells alike in
+#: expression: any two cells' gene counts nearly as alike as one cell's halves (cosine ratio
+#: 0.78-0.79 on the FOVs, 0.38 at the defaults; ``marker_fraction`` 0.05 gives 0.78) and touching
+#: cells more alike still (distinctness 0.25 / 0.62 on FOV2 / FOV3, 0.87 at the defaults;
+#: ``type_clustering`` 8 gives about 0.5, which stronger clustering no longer lowers)
 COSMX_CALIBRATED = {"clumping": 2.0, "background_clumping": 4.0, "diffusion": 0.3, "gap_scale": 12.0,
                     "gap_fraction": 0.45, "elongation": 0.6, "cell_diameter": (7.0, 22.0),
-                    "transcripts_per_cell": 190.0}
+                    "transcripts_per_cell": 190.0, "type_clustering": 8.0, "marker_fraction": 0.05}
 
 
 # --------------------------------------------------------------------------------------------- #

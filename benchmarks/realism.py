@@ -53,8 +53,10 @@ from scaling import markdown_table  # noqa: E402
 #: (:data:`accuracy.COSMX_CALIBRATED`, calibrated here on 2026-12-07): RNA clumps inside cells
 #: (1.29-1.32 at 1 um, 1.44-1.48 at 0.5 um) and more so between them (1.36-1.44 / 1.78-1.90), and
 #: background lies in narrow gaps (median 2.7-3.4 um from a cell), cells are elongated (1.52-1.59)
-#: and varied in size (diameter CV 0.28-0.36); the defaults have Poisson RNA diffused by 0.6 um,
-#: wide gaps (gap_scale 30 um) and rounder, more even cells (1.36-1.40, 0.25)
+#: and varied in size (diameter CV 0.28-0.36), and cells are alike in expression (any two cells'
+#: cosine 0.78-0.79 of one cell's halves, touching cells' distinctness 0.25-0.62); the defaults have
+#: Poisson RNA diffused by 0.6 um, wide gaps (gap_scale 30 um), rounder, more even cells (1.36-1.40,
+#: 0.25) and distinct cell types placed with little clustering (0.38, 0.87)
 VARIANTS = {"sim_defaults": {}, "sim_cosmx_like": A.COSMX_CALIBRATED}
 KEYS = ("off_cell", "offcell_d25", "offcell_d50", "offcell_d75", "offcell_d90", "cell_clump_1", "cell_clump_05",
         "bg_clump_1", "bg_clump_05", "d_median", "d_cv", "elongation", "neighbour_d", "tx_per_cell",

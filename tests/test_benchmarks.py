@@ -312,7 +312,7 @@ def test_simulator_clumping_matches_its_calibration():
 
     def stats(**kw):
         a = ms.datasets.simulate(mode="transcripts", width=150.0, height=150.0, random_state=7, **kw)
-        return realism.statistics(a.obsm["spatial"][:, :2], a.obs["true_cell"].to_numpy())
+        return realism.statistics(a.obsm["spatial"][:, :2], a.obs["true_cell"].to_numpy(), realism.gene_codes(a))
 
     plain, clumped = stats(), stats(**realism.VARIANTS["sim_cosmx_like"])
     assert plain["cell_clump_1"] < 1.2 and plain["bg_clump_1"] < 1.12
@@ -324,6 +324,10 @@ def test_simulator_clumping_matches_its_calibration():
     assert plain["elongation"] < 1.42 < clumped["elongation"] and plain["d_cv"] < 0.27 < clumped["d_cv"]
     assert plain["tx_per_cell"] < 137 < clumped["tx_per_cell"] < 167
     assert abs(clumped["d_median"] - plain["d_median"]) < 1.0
+    # cells as alike as on the FOVs: any two nearly as alike as one cell's halves (0.78-0.79), touching
+    # ones more alike than any two (distinctness 0.25-0.62); the defaults' types differ and mix
+    assert plain["expr_any"] / plain["expr_self"] < 0.5 < 0.7 < clumped["expr_any"] / clumped["expr_self"]
+    assert clumped["distinctness"] < 0.7 < plain["distinctness"]
 
 
 def test_expression_similarity_exact():
