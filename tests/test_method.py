@@ -176,6 +176,37 @@ def test_refine_with_prior_orphans_and_reach():
 
 
 
+def test_refine_boundary_follows_density_valley():
+    """Without a prior, who takes a spot is decided by a flood whose costs are dear across sparse
+    places (``density_weight``), so the boundary between two peaks moves from midway into the
+    density valley; which spots are reached is decided by the plain costs."""
+    from manifoldseg.tl._refine import density_factor, refine_array
+
+    n = 20
+    G = chain(n)
+    coords = np.c_[np.arange(n, dtype=float), np.zeros(n)]
+    cand = np.r_[np.zeros(10, int), np.ones(10, int)]
+    peaks = np.array([4, 14])
+    log_density = np.zeros(n)
+    log_density[6:9] = [-1.0, -3.0, -1.0]  # a valley at 7, off the midpoint (9)
+    ip, ix = csr_parts(G)
+    f = sparse.csr_matrix((density_factor(ip, ix, log_density, 1.0, 0.0), ix, ip), shape=(n, n))
+    assert f[0, 1] == 1.0 and f[5, 6] == pytest.approx(np.exp(0.5)) and f[6, 7] == 3.0  # clipped at 3
+    kw = dict(typical_mass=10.0, grow_rounds=0, fill_share=1.0, valley_depth=0.0, max_fraction=10.0,
+              log_density=log_density)
+    ones = np.ones(n)
+    # plain costs: 3 per edge, the tie at 9 to the lower index
+    lab = refine_array(G, G, coords, cand, peaks, ones, np.ones(n, bool), cell_diameter=30.0, density_weight=0.0, **kw)
+    assert lab.tolist() == [0] * 10 + [1] * 10
+    # from 4, spot 8 costs 3 x (1 + 1.65 + 3 + 3); from 14, 3 x (5 + 1.65): it goes to 14's cell
+    lab = refine_array(G, G, coords, cand, peaks, ones, np.ones(n, bool), cell_diameter=30.0, density_weight=1.0, **kw)
+    assert lab.tolist() == [0] * 8 + [1] * 12
+    # a short reach (0.6 x 5 x 3 = 3 edges): the same spots as with plain costs, though 7 costs
+    # 5.65 edges from 4 through the valley
+    lab = refine_array(G, G, coords, cand, peaks, ones, np.ones(n, bool), cell_diameter=5.0, density_weight=1.0, **kw)
+    assert lab.tolist() == [-1] + [0] * 7 + [-1] * 3 + [1] * 7 + [-1] * 2
+
+
 def test_refine_leaves_faint_cells_as_background():
     """A cell of plausible size (by area mass) but under ``min_counts_fraction`` of a typical cell's
     counts is background; a cell around its own nucleus is kept whatever its counts."""

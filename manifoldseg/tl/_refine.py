@@ -243,6 +243,18 @@ def flood_costs(graph: sparse.csr_matrix, distances: sparse.csr_matrix, coords: 
     return D.indptr.astype(np.int64), D.indices.astype(np.int64), cost
 
 
+def density_factor(indptr: np.ndarray, indices: np.ndarray, log_density: np.ndarray, weight: float,
+                   reference: float, clip: float = 3.0) -> np.ndarray:
+    """Per-edge cost multiplier exp(-``weight`` x (mean log density of the edge's two ends -
+    ``reference``)), clipped to [1 / ``clip``, ``clip``] (CSR-aligned): cheap through dense places,
+    dear across sparse ones, so a flood's boundaries move into the density valleys between seeds."""
+    rows = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+    ld = np.where(np.isfinite(log_density), log_density, -1e300)
+    mean = np.maximum(0.5 * (ld[rows] + ld[indices]), -1e300)
+    with np.errstate(over="ignore"):
+        return np.clip(np.exp(-weight * (mean - reference)), 1.0 / clip, clip)
+
+
 def seeds_from(candidates: np.ndarray, peaks: np.ndarray, mass: np.ndarray, nucleus: np.ndarray | None,
                min_mass: float, *, coords: np.ndarray | None = None, core_radius: float = 0.0) -> np.ndarray:
     """Seed points of the flood.
@@ -355,6 +367,7 @@ def refine_array(
     orphan_fraction: float = 1.5,
     counts: np.ndarray | None = None,
     min_counts_fraction: float = 0.25,
+    density_weight: float = 0.5,
 ) -> np.ndarray:
     """Refine cell candidates into cells (see module docstring). Returns labels 0..k-1, -1 = background.
 
@@ -365,7 +378,17 @@ def refine_array(
     2. Flood: every eligible spot joins the seed it reaches at least cost along the fused graph
        (spatial length weighted by expression dissimilarity), within ``max_radius`` x the diameter
        (default 0.6 from a peak point, 0.45 from a nucleus, which already spans part of its cell):
-       a watershed whose boundaries fall where expression changes, or midway between seeds. With
+       a watershed whose boundaries fall where expression changes, or midway between seeds. Without
+       a prior, which spots a flood reaches is decided as above, and who takes them by a second
+       flood over those spots whose costs are also x exp(-``density_weight`` x edge log density)
+       (:func:`density_factor`, ``log_density`` about its median over eligible spots), so the
+       boundary between two peaks falls in the density valley between them, not midway (0.5
+       against 0, medians of seeds 0-2 on 2026-12-07: CosMx FOV2 / FOV3 F1 0.614 / 0.649 ->
+       0.614 / 0.678, ARI 0.672 / 0.760 -> 0.674 / 0.766; simulated transcripts F1 0.738 ->
+       0.746, ARI 0.754 -> 0.762, CosMx-calibrated 0.728 -> 0.744, 0.755 -> 0.767; 1 um bins ARI
+       0.717 -> 0.728; in-cell and background assigned unchanged. With a prior it lost 0.005-0.007
+       F1, so nuclei flood as before. Letting the density costs also set the reach raised ARI by
+       0.03-0.05 but dropped in-cell assigned by 0.02-0.05 and F1 by up to 0.02). With
        a prior, larger nuclei reach further (costs x (median size / size) ** ``size_weighting``;
        0.25 gave simulated F1 0.943 / 0.963 / 0.965 in 2 um bins / 1 um bins / transcripts, 0.5
        gave 0.931 / 0.967 / 0.966, means over 3 seeds).
@@ -398,7 +421,22 @@ def refine_array(
     if max_radius is None:
         max_radius = 0.6 if nucleus is None else 0.45
     reach = max_radius * cell_diameter * (1.0 + alpha)
-    labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), reach, scale)
+    eligible_b = eligible.astype(np.bool_)
+    valley = None
+    if nucleus is None and density_weight > 0 and log_density is not None:
+        finite = eligible_b & np.isfinite(log_density)
+        if finite.any():
+            valley = cost * density_factor(ip, ix, log_density, density_weight, float(np.median(log_density[finite])))
+
+    def run_flood(seeds, scale):
+        labels, _ = flood(ip, ix, cost, seeds, eligible_b, reach, scale)
+        if valley is None:
+            return labels
+        # the same spots, each to the seed it reaches cheapest through dense RNA
+        labels, _ = flood(ip, ix, valley, seeds, eligible_b & (labels >= 0), np.inf, scale)
+        return labels
+
+    labels = run_flood(seeds, scale)
     for _ in range(reseed_rounds):
         # eligible spots no seed reached: a cell whose density peak did not stand out (faint cells)
         extra = unreached_seeds(graph, labels, eligible if core is None else core, mass, reseed_fraction * typical_mass,
@@ -409,7 +447,7 @@ def refine_array(
         seeds = seeds.copy()
         seeds[extra] = next_id + np.arange(len(extra))
         scale = np.concatenate([scale, np.ones(len(extra))])
-        labels, _ = flood(ip, ix, cost, seeds, eligible.astype(np.bool_), reach, scale)
+        labels = run_flood(seeds, scale)
     labels = split_disconnected(graph, labels, mass, min_mass)
     labels = merge_fragments(graph, labels, mass, min_mass, max_mass, _nucleated(labels, nucleus))
     if log_density is not None and valley_depth > 0:
