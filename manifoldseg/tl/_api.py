@@ -375,9 +375,9 @@ def refine(
 
     Seeds (each candidate's density peak, or the nuclei) flood the fused graph at the least
     expression-weighted geodesic cost; without a prior, the boundary between two peaks' cells
-    then moves into the density valley between them; every cell is made one connected piece; fragments are merged
-    into the neighbour they share most edge weight with; oversized cells are split; strays are
-    regrown; low-density spots stay background (-1).
+    then moves into the density valley between them; every cell is made one connected piece;
+    fragments are merged into the neighbour they share most edge weight with; oversized cells are
+    split; strays are regrown; low-density spots stay background (-1).
 
     Parameters
     ----------
