@@ -249,8 +249,8 @@ def density_factor(indptr: np.ndarray, indices: np.ndarray, log_density: np.ndar
     ``reference``)), clipped to [1 / ``clip``, ``clip``] (CSR-aligned): cheap through dense places,
     dear across sparse ones, so a flood's boundaries move into the density valleys between seeds."""
     rows = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
-    ld = np.where(np.isfinite(log_density), log_density, -1e300)
-    mean = np.maximum(0.5 * (ld[rows] + ld[indices]), -1e300)
+    ld = np.where(np.isfinite(log_density), log_density, -1e300)  # no density: the dearest edge
+    mean = 0.5 * (ld[rows] + ld[indices])
     with np.errstate(over="ignore"):
         return np.clip(np.exp(-weight * (mean - reference)), 1.0 / clip, clip)
 
