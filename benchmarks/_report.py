@@ -17,15 +17,28 @@ import manifoldseg as ms
 
 def parse_args(argv, description: str, cases: list[str], output: Path) -> argparse.Namespace:
     """``--seeds`` (default 0 1 2), ``--cases`` (default all; CosMx left out without its files) and
-    ``--output``; manifoldseg's INFO log is silenced."""
+    ``--output``; manifoldseg's INFO log is silenced. :func:`case_seeds` gives a case's seeds."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 on the simulator, 0-8 on CosMx)")
     ap.add_argument("--cases", nargs="+", default=list(cases), choices=list(cases))
     ap.add_argument("--output", type=Path, default=output)
     args = ap.parse_args(argv)
+    args.seeds_given = args.seeds is not None
+    if args.seeds is None:
+        args.seeds = [0, 1, 2]
     logging.disable(logging.INFO)
     args.cases = available_cases(args.cases)
     return args
+
+
+def case_seeds(args: argparse.Namespace, case: str) -> list[int]:
+    """The seeds a case runs: those given with ``--seeds``, else 0 1 2, and on the CosMx FOVs (where
+    the seed is the method's only) ``accuracy.METHOD_SEEDS``: a median of 3 is too noisy there."""
+    if args.seeds_given or not case.startswith("cosmx"):
+        return list(args.seeds)
+    from accuracy import METHOD_SEEDS
+
+    return list(METHOD_SEEDS)
 
 
 def available_cases(cases: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ Without a nuclear prior, the refinement grows one cell from each candidate's den
 (``SegmentResult.peaks``). A reference cell that holds no peak cannot be found (a neighbour
 absorbs it, or it is left as background); a cell with two peaks is split unless the refinement
 merges them. With the simulator's nuclei as seeds (``prior_key="nucleus"``) F1 is 0.95-0.97, so
-the seeds bound the RNA-only score. Per case, over seeds (medians):
+the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-8 on CosMx; medians):
 
 - ``no_peak`` / ``one_peak`` / ``two_plus``: share of reference cells holding 0, 1, 2+ peaks;
   ``peaks_in_background``: share of peaks on reference background;
@@ -31,7 +31,7 @@ the seeds bound the RNA-only score. Per case, over seeds (medians):
 
 Usage::
 
-    python benchmarks/seeds.py                 # seeds 0 1 2, all cases (about 2 min on 2 cores)
+    python benchmarks/seeds.py                 # seeds 0 1 2 (0-8 on CosMx), all cases (about 3 min on 2 cores)
     python benchmarks/seeds.py --cases cosmx_fov2 --seeds 0
 """
 
@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import finish, parse_args  # noqa: E402
+from _report import case_seeds, finish, parse_args  # noqa: E402
 from scaling import markdown_table  # noqa: E402
 
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = []
     for case in args.cases:
-        for seed in args.seeds:
+        for seed in case_seeds(args, case):
             r = one(case, seed)
             rows.append(r)
             print(f"{case} seed {seed}: {r['n_true']} cells, no peak {r['no_peak']:.3f}, one {r['one_peak']:.3f}, "

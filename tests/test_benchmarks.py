@@ -233,6 +233,18 @@ def test_diameter_benchmark_verdict():
     assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
 
 
+def test_case_seeds_of_the_small_benchmarks(tmp_path):
+    """diameter.py / seeds.py: 0 1 2 by default, the method's seeds 0-8 on CosMx, and the given
+    seeds everywhere when --seeds is passed."""
+    import _report
+
+    default = _report.parse_args(["--output", str(tmp_path / "x.json")], "d", ["sim_bins_1um"], tmp_path / "x.json")
+    assert _report.case_seeds(default, "sim_bins_1um") == [0, 1, 2]
+    assert _report.case_seeds(default, "cosmx_fov3") == list(range(9))
+    given = _report.parse_args(["--seeds", "3"], "d", ["sim_bins_1um"], tmp_path / "x.json")
+    assert _report.case_seeds(given, "sim_bins_1um") == [3] and _report.case_seeds(given, "cosmx_fov3") == [3]
+
+
 def test_one_comparison_plot_per_real_case(small_bins, monkeypatch, tmp_path):
     """A real case scored over several method seeds gets one comparison PNG (the first seed's), listed once."""
     _spy(monkeypatch)
@@ -246,6 +258,33 @@ def test_one_comparison_plot_per_real_case(small_bins, monkeypatch, tmp_path):
     png = Path(res["plots"][0])
     assert png.name == "tiny_real_comparison.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "accuracy.md").read_text().count("tiny_real_comparison.png") == 1
+
+
+def test_default_run_takes_more_method_seeds_on_real_cases(small_bins, monkeypatch, tmp_path):
+    """A default run scores a seeded real case (CosMx) over METHOD_SEEDS and a simulated one over
+    DEFAULT_SEEDS; seeds given on the command line apply to both."""
+    seen = []
+
+    def fake_run_case(case, seed, *, baselines=True, adata=None):
+        seen.append((case.name, seed))
+        return [], None, {}
+
+    sim = accuracy.Case("tiny_sim", "simulated", lambda s: small_bins, "true_cell", None, seeded=True)
+    real = accuracy.Case("tiny_real", "real", lambda s: small_bins, "true_cell", None, seeded=True)
+    once = accuracy.Case("tiny_once", "real", lambda s: small_bins, "true_cell", None)
+    monkeypatch.setattr(accuracy, "all_cases", lambda: [sim, real, once])
+    monkeypatch.setattr(accuracy, "run_case", fake_run_case)
+    monkeypatch.setattr(accuracy, "summarize", lambda rows: [])
+    monkeypatch.setattr(accuracy._real, "data_dir", lambda: tmp_path)
+    res = accuracy.run(baselines=False, out=tmp_path, plots=False)
+    assert [s for c, s in seen if c == "tiny_sim"] == list(accuracy.DEFAULT_SEEDS) == [0, 1, 2]
+    assert [s for c, s in seen if c == "tiny_real"] == list(accuracy.METHOD_SEEDS) == list(range(9))
+    assert [s for c, s in seen if c == "tiny_once"] == [0]
+    assert res["options"]["method_seeds"] == list(range(9))
+    seen.clear()
+    res = accuracy.run(seeds=[4, 5], baselines=False, out=tmp_path, plots=False)
+    assert seen == [("tiny_sim", 4), ("tiny_sim", 5), ("tiny_real", 4), ("tiny_real", 5), ("tiny_once", 4)]
+    assert res["options"]["method_seeds"] == [4, 5]
 
 
 def test_off_reference_exact():
