@@ -233,6 +233,13 @@ def test_diameter_benchmark_verdict():
     assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
 
 
+def test_real_sets_with_targets_run_every_method_seed():
+    """The real sets with F1 / ARI targets (CosMx, MERSCOPE) take every seed; the others run once."""
+    cases = {c.name: c for c in accuracy.all_cases()}
+    assert {n for n, c in cases.items() if c.group == "real" and c.seeded} == {"cosmx_fov2", "cosmx_fov3", "merscope"}
+    assert not any(c.seeded for c in cases.values() if c.group == "real_binned")
+
+
 def test_case_seeds_of_the_small_benchmarks(tmp_path):
     """diameter.py / seeds.py: 0 1 2 by default, the method's seeds 0-8 on CosMx, and the given
     seeds everywhere when --seeds is passed."""
