@@ -6,8 +6,8 @@ true median equivalent diameter (from the simulator's cell areas; for CosMx the 
 convex hulls, as in ``accuracy.py``'s ``d ref``), and with ``cell_diameter=None`` (the method's own
 estimate). Each given value runs twice: as a prior combined with the data's estimate (mode
 ``prior``, the default ``refine_diameter=True``) and as is (mode ``fixed``,
-``refine_diameter=False``). Medians over seeds (0-2; the method's seeds 0-8 on CosMx) of F1 at IoU >= 0.5, ARI, in-cell / background
-assigned and nuclei kept whole.
+``refine_diameter=False``). Medians over seeds (0-2; the method's seeds 0-8 on CosMx) of F1 at
+IoU >= 0.5, ARI, in-cell / background assigned and nuclei kept whole.
 
 Target ("results must hold up when the user's value is off by 30 %"): in the default mode, F1 at
 0.7x and at 1.3x within 0.05 of F1 at 1.0x, per case. The fixed mode shows what the prior buys.
