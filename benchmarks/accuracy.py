@@ -614,6 +614,7 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
     out = Path(out)
     given = bool(seeds) or quick
     seeds = list(seeds) if seeds else ([0] if quick else list(DEFAULT_SEEDS))
+    method_seeds = seeds if given else list(METHOD_SEEDS)  # the seeded real cases'
     cases = select_cases(quick=quick, only=only)
     if not cases:
         raise SystemExit(f"no case matches --only {only}; cases: {[c.name for c in all_cases()]}")
@@ -629,7 +630,7 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
     rows: list[dict] = []
     pngs = []
     for case in cases:
-        case_seeds = (seeds if given or case.group != "real" else list(METHOD_SEEDS)) if case.seeded else [seeds[0]]
+        case_seeds = (method_seeds if case.group == "real" else seeds) if case.seeded else [seeds[0]]
         for seed in case_seeds:
             print(f"[{time.perf_counter() - t_start:6.0f}s] {case.name} seed {seed} (load {os.getloadavg()[0]:.2f})",
                   file=sys.stderr, flush=True)
@@ -657,7 +658,7 @@ def run(*, quick: bool = False, only: Sequence[str] | None = None, seeds: Sequen
         "loadavg_end": list(os.getloadavg()),
         "wall_seconds": time.perf_counter() - t_start,
         "options": {"quick": quick, "only": list(only) if only else None, "seeds": seeds,
-                    "method_seeds": seeds if given else list(METHOD_SEEDS), "baselines": baselines},
+                    "method_seeds": method_seeds, "baselines": baselines},
         "reference_notes": {
             "pciseq_pixel_size_um": _real.PCISEQ_PIXEL_SIZE,
             "merfish_pixel_size_um": _real.MERFISH_PIXEL_SIZE,
