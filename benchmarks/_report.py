@@ -19,7 +19,7 @@ def parse_args(argv, description: str, cases: list[str], output: Path) -> argpar
     """``--seeds`` (default 0 1 2), ``--cases`` (default all; CosMx left out without its files) and
     ``--output``; manifoldseg's INFO log is silenced. :func:`case_seeds` gives a case's seeds."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 on the simulator, 0-8 on CosMx)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2 on the simulator, 0-44 on CosMx)")
     ap.add_argument("--cases", nargs="+", default=list(cases), choices=list(cases))
     ap.add_argument("--output", type=Path, default=output)
     args = ap.parse_args(argv)
@@ -33,12 +33,13 @@ def parse_args(argv, description: str, cases: list[str], output: Path) -> argpar
 
 def case_seeds(args: argparse.Namespace, case: str) -> list[int]:
     """The seeds a case runs: those given with ``--seeds``, else 0 1 2, and on the CosMx FOVs (where
-    the seed is the method's only) ``accuracy.METHOD_SEEDS``: a median of 3 is too noisy there."""
+    the seed is the method's only) ``accuracy.COSMX_SEEDS``: a median of 3, or even 9, is too noisy
+    there."""
     if args.seeds_given or not case.startswith("cosmx"):
         return list(args.seeds)
-    from accuracy import METHOD_SEEDS
+    from accuracy import COSMX_SEEDS
 
-    return list(METHOD_SEEDS)
+    return list(COSMX_SEEDS)
 
 
 def available_cases(cases: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ true median equivalent diameter (from the simulator's cell areas; for CosMx the 
 convex hulls, as in ``accuracy.py``'s ``d ref``), and with ``cell_diameter=None`` (the method's own
 estimate). Each given value runs twice: as a prior combined with the data's estimate (mode
 ``prior``, the default ``refine_diameter=True``) and as is (mode ``fixed``,
-``refine_diameter=False``). Medians over seeds (0-2; the method's seeds 0-8 on CosMx) of F1 at
+``refine_diameter=False``). Medians over seeds (0-2; the method's seeds 0-44 on CosMx) of F1 at
 IoU >= 0.5, ARI, in-cell / background assigned and nuclei kept whole.
 
 Target ("results must hold up when the user's value is off by 30 %"): in the default mode, F1 at
@@ -14,7 +14,7 @@ Target ("results must hold up when the user's value is off by 30 %"): in the def
 
 Usage::
 
-    python benchmarks/diameter.py                   # seeds 0 1 2 (0-8 on CosMx), all cases (about 17 min on 2 cores)
+    python benchmarks/diameter.py                   # seeds 0 1 2 (0-44 on CosMx), all cases (about 45 min on 2 cores)
     python benchmarks/diameter.py --seeds 0 --cases sim_bins_1um
 """
 

@@ -4,7 +4,7 @@ Without a nuclear prior, the refinement grows one cell from each candidate's den
 (``SegmentResult.peaks``). A reference cell that holds no peak cannot be found (a neighbour
 absorbs it, or it is left as background); a cell with two peaks is split unless the refinement
 merges them. With the simulator's nuclei as seeds (``prior_key="nucleus"``) F1 is 0.95-0.97, so
-the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-8 on CosMx; medians):
+the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-44 on CosMx; medians):
 
 - ``no_peak`` / ``one_peak`` / ``two_plus``: share of reference cells holding 0, 1, 2+ peaks;
   ``peaks_in_background``: share of peaks on reference background;
@@ -31,7 +31,7 @@ the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-8 on CosMx; med
 
 Usage::
 
-    python benchmarks/seeds.py                 # seeds 0 1 2 (0-8 on CosMx), all cases (about 3 min on 2 cores)
+    python benchmarks/seeds.py                 # seeds 0 1 2 (0-44 on CosMx), all cases (about 8 min on 2 cores)
     python benchmarks/seeds.py --cases cosmx_fov2 --seeds 0
 """
 

@@ -238,16 +238,19 @@ def test_real_sets_with_targets_run_every_method_seed():
     cases = {c.name: c for c in accuracy.all_cases()}
     assert {n for n, c in cases.items() if c.group == "real" and c.seeded} == {"cosmx_fov2", "cosmx_fov3", "merscope"}
     assert not any(c.seeded for c in cases.values() if c.group == "real_binned")
+    # CosMx runs take 3-4 s and its small FOVs need many seeds; MERSCOPE's take about 30 s
+    assert cases["cosmx_fov2"].method_seeds == cases["cosmx_fov3"].method_seeds == tuple(range(45))
+    assert cases["merscope"].method_seeds == accuracy.METHOD_SEEDS == tuple(range(9))
 
 
 def test_case_seeds_of_the_small_benchmarks(tmp_path):
-    """diameter.py / seeds.py: 0 1 2 by default, the method's seeds 0-8 on CosMx, and the given
+    """diameter.py / seeds.py: 0 1 2 by default, the method's seeds 0-44 on CosMx, and the given
     seeds everywhere when --seeds is passed."""
     import _report
 
     default = _report.parse_args(["--output", str(tmp_path / "x.json")], "d", ["sim_bins_1um"], tmp_path / "x.json")
     assert _report.case_seeds(default, "sim_bins_1um") == [0, 1, 2]
-    assert _report.case_seeds(default, "cosmx_fov3") == list(range(9))
+    assert _report.case_seeds(default, "cosmx_fov3") == list(accuracy.COSMX_SEEDS) == list(range(45))
     given = _report.parse_args(["--seeds", "3"], "d", ["sim_bins_1um"], tmp_path / "x.json")
     assert _report.case_seeds(given, "sim_bins_1um") == [3] and _report.case_seeds(given, "cosmx_fov3") == [3]
 
@@ -268,8 +271,9 @@ def test_one_comparison_plot_per_real_case(small_bins, monkeypatch, tmp_path):
 
 
 def test_default_run_takes_more_method_seeds_on_real_cases(small_bins, monkeypatch, tmp_path):
-    """A default run scores a seeded real case (CosMx) over METHOD_SEEDS and a simulated one over
-    DEFAULT_SEEDS; seeds given on the command line apply to both."""
+    """A default run scores a seeded real case over its own method seeds (METHOD_SEEDS unless the
+    case names others) and a simulated one over DEFAULT_SEEDS; seeds given on the command line
+    apply to all."""
     seen = []
 
     def fake_run_case(case, seed, *, baselines=True, adata=None):
@@ -278,20 +282,24 @@ def test_default_run_takes_more_method_seeds_on_real_cases(small_bins, monkeypat
 
     sim = accuracy.Case("tiny_sim", "simulated", lambda s: small_bins, "true_cell", None, seeded=True)
     real = accuracy.Case("tiny_real", "real", lambda s: small_bins, "true_cell", None, seeded=True)
+    own = accuracy.Case("tiny_own", "real", lambda s: small_bins, "true_cell", None, seeded=True,
+                        method_seeds=(7, 8, 9, 10))
     once = accuracy.Case("tiny_once", "real", lambda s: small_bins, "true_cell", None)
-    monkeypatch.setattr(accuracy, "all_cases", lambda: [sim, real, once])
+    monkeypatch.setattr(accuracy, "all_cases", lambda: [sim, real, own, once])
     monkeypatch.setattr(accuracy, "run_case", fake_run_case)
     monkeypatch.setattr(accuracy, "summarize", lambda rows: [])
     monkeypatch.setattr(accuracy._real, "data_dir", lambda: tmp_path)
     res = accuracy.run(baselines=False, out=tmp_path, plots=False)
     assert [s for c, s in seen if c == "tiny_sim"] == list(accuracy.DEFAULT_SEEDS) == [0, 1, 2]
     assert [s for c, s in seen if c == "tiny_real"] == list(accuracy.METHOD_SEEDS) == list(range(9))
+    assert [s for c, s in seen if c == "tiny_own"] == [7, 8, 9, 10]
     assert [s for c, s in seen if c == "tiny_once"] == [0]
-    assert res["options"]["method_seeds"] == list(range(9))
+    assert res["options"]["method_seeds"] == {"tiny_real": list(range(9)), "tiny_own": [7, 8, 9, 10]}
     seen.clear()
     res = accuracy.run(seeds=[4, 5], baselines=False, out=tmp_path, plots=False)
-    assert seen == [("tiny_sim", 4), ("tiny_sim", 5), ("tiny_real", 4), ("tiny_real", 5), ("tiny_once", 4)]
-    assert res["options"]["method_seeds"] == [4, 5]
+    assert seen == [("tiny_sim", 4), ("tiny_sim", 5), ("tiny_real", 4), ("tiny_real", 5), ("tiny_own", 4),
+                    ("tiny_own", 5), ("tiny_once", 4)]
+    assert res["options"]["method_seeds"] == {"tiny_real": [4, 5], "tiny_own": [4, 5]}
 
 
 def test_off_reference_exact():
