@@ -540,3 +540,54 @@ def test_aggregate_conserves_counts(small_bins):
 def test_aggregate_needs_labels(small_bins):
     with pytest.raises(KeyError, match="segment"):
         ms.tl.aggregate(small_bins)
+
+
+def _nuclear_tissue(nuclear: bool, seed: int = 0):
+    """A 6 x 6 grid of round cells 10 um apart (half of type a, half of type b): per cell 60
+    transcripts of a cytoplasmic gene spread over the cell, 30 of a type marker spread over the
+    cell (gene 1 in type a, gene 2 in type b), and 20 of gene 3, within 1.5 um of the centre when
+    ``nuclear`` (a nuclear-retained RNA) or spread over the cell like the others."""
+    rng = np.random.default_rng(seed)
+    xy, genes = [], []
+    for i in range(6):
+        for j in range(6):
+            centre = np.array([10.0 * i + 5, 10.0 * j + 5])
+            for gene, n, radius in ((0, 60, 4.5), (1 if (i + j) % 2 else 2, 30, 4.5), (3, 20, 1.5 if nuclear else 4.5)):
+                r = radius * np.sqrt(rng.random(n))
+                a = 2 * np.pi * rng.random(n)
+                xy.append(centre + np.c_[r * np.cos(a), r * np.sin(a)])
+                genes.append(np.full(n, gene))
+    xy, genes = np.vstack(xy), np.concatenate(genes)
+    X = sparse.csr_matrix((np.ones(len(genes)), (np.arange(len(genes)), genes)), shape=(len(genes), 4))
+    return xy, X
+
+
+def test_nuclear_gene_weights_pick_broad_concentrated_genes():
+    """Exact outcome on a tiny tissue: a gene held near every cell's centre is weighted up; a
+    cytoplasmic gene and markers of one type each are not; without such a gene, no weights."""
+    from manifoldseg.pp._nuclear import nuclear_gene_weights
+    from manifoldseg.pp._smooth import Grid, grid_pixel
+
+    xy, X = _nuclear_tissue(nuclear=True)
+    w = nuclear_gene_weights(xy, X, Grid(xy, grid_pixel(xy, 10 / 8)), 10.0)
+    assert w is not None and w.shape == (4,)
+    assert w[3] > 10.0 and np.all(w[:3] == 1.0)
+    xy, X = _nuclear_tissue(nuclear=False)
+    assert nuclear_gene_weights(xy, X, Grid(xy, grid_pixel(xy, 10 / 8)), 10.0) is None
+
+
+def test_segment_reports_nuclear_genes_and_tiles_share_them():
+    """segment_array records the nuclear-retained genes it used; section_parameters measures the
+    weights once, so a tile's density terms use the section's (also when none qualified)."""
+    from manifoldseg.tl._segment import section_parameters, segment_array
+
+    xy, X = _nuclear_tissue(nuclear=True)
+    res = segment_array(xy, X, cell_diameter=10.0, refine_diameter=None, n_epochs=20)
+    assert res.info["nuclear_genes"] == [3]
+    sec = section_parameters(xy, X, cell_diameter=10.0)
+    assert sec["nuclear_weights"] is not None and sec["nuclear_weights"][3] > 10.0
+    xy2, X2 = _nuclear_tissue(nuclear=False, seed=1)
+    assert section_parameters(xy2, X2, cell_diameter=10.0)["nuclear_weights"] is None
+    # a tile given the section's weights uses them, whatever its own data say
+    res2 = segment_array(xy2, X2, cell_diameter=10.0, refine_diameter=None, n_epochs=20, section={**sec})
+    assert res2.info["nuclear_genes"] == [3]

@@ -12,6 +12,7 @@ from scipy import sparse
 from ..pp._background import background_threshold
 from ..pp._features import DEFAULT_SCALES, neighborhood_features_array
 from ..pp._graph import fused_graph_array
+from ..pp._nuclear import nuclear_gene_weights
 from ..pp._scale import resolve_diameter
 from ..pp._smooth import Grid, grid_pixel
 from ._cluster import density_cluster_array, embedding_bandwidth, embedding_density
@@ -80,11 +81,15 @@ def density_terms(
     spec_block: int = 2,
     spec_weight: float = 0.5,
     density_scale: str = "mid",
+    X: sparse.csr_matrix | None = None,
+    nuclear_weights: np.ndarray | str | None = "auto",
 ) -> dict:
     """Physical density terms: background mask, typical cell mass and the nuclear contrast.
 
     ``threshold`` and ``typical_mass``, when given (section-wide values for a tile), replace the
-    values measured on this input; ``origin`` anchors the smoothing grid.
+    values measured on this input; ``origin`` anchors the smoothing grid. ``nuclear_weights``:
+    per-gene weights of the nuclear contrast (``"auto"``: :func:`nuclear_gene_weights` on ``X``;
+    ``None``: every gene weighs 1; a tile is given the section's), kept in ``terms``.
 
     - Background score: log local density (sigma d/4; ``density_scale``) plus ``spec_weight`` x the
       log distance of the local composition from the tissue's average (ambient RNA is a mixture of
@@ -103,7 +108,10 @@ def density_terms(
     - Typical cell mass: median density at sigma d/8 in cells times the area of a disc of diameter d
       (in 3D times the slab thickness, at most d).
     - Nuclear contrast: log density at sigma d/8 minus twice the log density at sigma d/2 (a
-      difference of Gaussians in log space that is independent of a cell's library size).
+      difference of Gaussians in log space that is independent of a cell's library size), of the
+      counts weighted by ``nuclear_weights`` when some gene is found nuclear-retained (broadly
+      expressed and concentrated where RNA is dense: :func:`nuclear_gene_weights`), else of the
+      counts.
     - The smoothed densities (``density``: sigma d/8, d/4, d/2) and their median in cells
       (``median_density``), for :func:`area_mass`.
     """
@@ -112,8 +120,15 @@ def density_terms(
     small = grid.smooth(counts, d / 8.0)
     mid = grid.smooth(counts, d / 4.0)
     large = grid.smooth(counts, d / 2.0)
-    c_small = small if contrast_scales[0] == 1 / 8 else grid.smooth(counts, d * contrast_scales[0])
-    c_large = large if contrast_scales[1] == 1 / 2 else grid.smooth(counts, d * contrast_scales[1])
+    if isinstance(nuclear_weights, str):
+        nuclear_weights = nuclear_gene_weights(coords, X, grid, d) if X is not None else None
+    if nuclear_weights is None:
+        c_small = small if contrast_scales[0] == 1 / 8 else grid.smooth(counts, d * contrast_scales[0])
+        c_large = large if contrast_scales[1] == 1 / 2 else grid.smooth(counts, d * contrast_scales[1])
+    else:
+        weighted = np.asarray(X @ nuclear_weights).ravel()
+        c_small = grid.smooth(weighted, d * contrast_scales[0])
+        c_large = grid.smooth(weighted, d * contrast_scales[1])
     k = n_components + 1
     b = min(spec_block, n_scales - 1)
     specificity = np.linalg.norm(features[:, b * k : b * k + k - 1], axis=1)
@@ -139,7 +154,8 @@ def density_terms(
     med = typical_mass / volume  # median density in cells (section-wide when typical_mass is given)
     return {"core": core, "eligible": eligible, "score": bg_score, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12)),
-            "density": {"small": small, "mid": mid, "large": large}, "median_density": med}
+            "density": {"small": small, "mid": mid, "large": large}, "median_density": med,
+            "nuclear_weights": nuclear_weights}
 
 
 def area_mass(counts: np.ndarray, terms: dict, scale: str = "mid", floor: float = 0.05,
@@ -265,7 +281,8 @@ def manifold_stages(
     terms = density_terms(coords, counts, feats, cell_diameter=d, n_components=finfo["n_components"],
                           n_scales=len(scales), background=background, hysteresis=hysteresis,
                           contrast_scales=contrast_scales, threshold=sec.get("threshold"),
-                          typical_mass=sec.get("typical_mass"), origin=sec.get("origin"),
+                          typical_mass=sec.get("typical_mass"), origin=sec.get("origin"), X=X,
+                          nuclear_weights=sec["nuclear_weights"] if "nuclear_weights" in sec else "auto",
                           **(background_kwargs or {}))
     if sec.get("bandwidth") is not None:
         terms["bandwidth"] = float(sec["bandwidth"])
@@ -290,8 +307,8 @@ def section_parameters(
     Every quantity :func:`segment_array` would otherwise measure on its own input: the gene axes,
     the standardisation of the feature blocks, the graph's neighbour count and spatial radius, the
     median edge and origin of the layout's start, the embedding density's kernel width (from a
-    layout of the sample), the background threshold, the typical cell mass and the median feature
-    distance of the flood costs. They are measured by the same :func:`manifold_stages` a tile runs
+    layout of the sample), the background threshold, the typical cell mass, the nuclear gene
+    weights and the median feature distance of the flood costs. They are measured by the same :func:`manifold_stages` a tile runs
     (``stage_kwargs`` go to it). With them (and global spot ids) a tile segments its interior as
     the whole section would.
     """
@@ -318,6 +335,7 @@ def section_parameters(
         "threshold": terms["threshold"] if np.isfinite(terms["threshold"]) else None,
         "typical_mass": terms["typical_mass"],
         "feature_distance": typical_feature_distance(dist),
+        "nuclear_weights": terms["nuclear_weights"],
     }
 
 
@@ -444,6 +462,8 @@ def segment_array(
         **dinfo,
         "typical_cell_counts": typical_mass,
         "background_log_density": float(thr) if np.isfinite(thr) else None,
+        "nuclear_genes": ([] if terms["nuclear_weights"] is None
+                          else np.flatnonzero(terms["nuclear_weights"] != 1.0).tolist()),
         "n_candidates": int(cand.max() + 1) if (cand >= 0).any() else 0,
         "n_cells": int(labels.max() + 1) if (labels >= 0).any() else 0,
         "assigned_fraction": float((labels >= 0).mean()) if n else 0.0,
