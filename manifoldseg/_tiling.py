@@ -794,6 +794,7 @@ def segment_tiled(
     logger.info("segmenting %d spots in %d tiles of %.0f um (+%.0f um overlap), cell diameter %.1f um",
                 n, n_work, size, ov, d)
     tile_seconds, stage_seconds = [], {}
+    nuclear = None
     with _Runner(scheduler, n_jobs) as runner, tqdm(
         total=n_work, desc="tiles", unit="tile", disable=not progress
     ) as bar:
@@ -801,6 +802,7 @@ def segment_tiled(
               "numba_threads": runner.numba_threads}
         for p, res in runner.map(_run_payload, payloads(), **kw):
             stitcher.add(p.tile, p.rows, res.labels, res.confidence)
+            nuclear = res.info.get("nuclear_genes", nuclear)  # the section's: the same in every tile
             tile_seconds.append(res.seconds)
             for k, v in (res.info.get("timings") or {}).items():
                 stage_seconds[k] = round(stage_seconds.get(k, 0.0) + float(v), 3)
@@ -818,6 +820,7 @@ def segment_tiled(
         "grid": [layout.nx, layout.ny],
         "scheduler": kind,
         "link_radius": radius,
+        "nuclear_genes": nuclear,
         **sinfo,
         "tile_seconds_total": round(float(np.sum(tile_seconds)), 3),
         "timings": stage_seconds,  # per stage, summed over tiles

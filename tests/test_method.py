@@ -591,3 +591,18 @@ def test_segment_reports_nuclear_genes_and_tiles_share_them():
     # a tile given the section's weights uses them, whatever its own data say
     res2 = segment_array(xy2, X2, cell_diameter=10.0, refine_diameter=None, n_epochs=20, section={**sec})
     assert res2.info["nuclear_genes"] == [3]
+
+
+def test_segment_names_the_nuclear_genes_in_uns(tmp_path):
+    """ms.tl.segment writes the nuclear-retained genes it used, by name, to uns (and to a file)."""
+    import anndata as ad
+
+    xy, X = _nuclear_tissue(nuclear=True)
+    adata = ad.AnnData(X=X.astype(np.float32))
+    adata.var_names = ["cyto", "marker_a", "marker_b", "nuclear_rna"]
+    adata.obsm["spatial"] = xy
+    ms.tl.segment(adata, cell_diameter=10.0, n_epochs=20)
+    assert list(adata.uns["manifoldseg"]["summary"]["nuclear_genes"]) == ["nuclear_rna"]
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    back = ad.read_h5ad(tmp_path / "x.h5ad")
+    assert list(back.uns["manifoldseg"]["summary"]["nuclear_genes"]) == ["nuclear_rna"]

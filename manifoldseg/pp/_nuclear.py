@@ -38,9 +38,10 @@ def nuclear_gene_weights(
       gene qualifies, where MZT2A is broad in 0.81-0.92 on CosMx.
 
     A qualifying gene weighs ``exp(strength x min(excess, max_excess))``, the others 1. On the
-    CosMx FOVs (6 seeds, 2026-12-07) the contrast on these weights raised ARI from 0.673 / 0.758 to
-    0.691 / 0.808 and nuclei kept whole from 0.57 / 0.54 to 0.62 / 0.64 (F1 0.609 / 0.664 ->
-    0.614 / 0.679); MERSCOPE is unchanged. Weighting every concentrated gene (not only the broad
+    CosMx FOVs (``benchmarks/accuracy.py``, 45 seeds, 2026-12-07) the contrast on these weights
+    raised ARI from 0.672 / 0.743 to 0.691 / 0.809, F1 from 0.614 / 0.650 to 0.614 / 0.679 and
+    nuclei kept whole from 0.578 / 0.547 to 0.625 / 0.623; the simulator and MERSCOPE, where no
+    gene qualifies, are unchanged. Weighting every concentrated gene (not only the broad
     ones) gained as much on CosMx but cost MERSCOPE 0.01-0.05 ARI.
     """
     n_genes = X.shape[1]

@@ -194,7 +194,12 @@ def segment(
         "random_state": _random_seed(random_state),
         "tile_size": tile_size, "overlap": overlap,
     }
-    adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(res.info)}
+    summary = dict(res.info)
+    if summary.get("nuclear_genes") is not None:  # gene indices -> names
+        summary["nuclear_genes"] = [str(adata.var_names[j]) for j in summary["nuclear_genes"]]
+        if summary["nuclear_genes"]:
+            logger.info("nuclear contrast weighted towards nuclear-retained RNA: %s", ", ".join(summary["nuclear_genes"]))
+    adata.uns[C.UNS_KEY] = {"params": _h5_safe(params), "summary": _h5_safe(summary)}
     logger.info(
         "segmented %d spots into %d cells (%.1f%% assigned) in %.1f s",
         len(res.labels), res.info["n_cells"], 100 * res.info["assigned_fraction"], time.perf_counter() - start,
