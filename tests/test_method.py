@@ -568,12 +568,15 @@ def test_nuclear_gene_weights_pick_broad_concentrated_genes():
     from manifoldseg.pp._nuclear import nuclear_gene_weights
     from manifoldseg.pp._smooth import Grid, grid_pixel
 
-    xy, X = _nuclear_tissue(nuclear=True)
-    w = nuclear_gene_weights(xy, X, Grid(xy, grid_pixel(xy, 10 / 8)), 10.0)
+    def weights(xy, X):
+        counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+        grid = Grid(xy, grid_pixel(xy, 10 / 8))
+        return nuclear_gene_weights(xy, X, counts, grid.smooth(counts, 10 / 8), grid.smooth(counts, 10 / 2), 10.0)
+
+    w = weights(*_nuclear_tissue(nuclear=True))
     assert w is not None and w.shape == (4,)
     assert w[3] > 10.0 and np.all(w[:3] == 1.0)
-    xy, X = _nuclear_tissue(nuclear=False)
-    assert nuclear_gene_weights(xy, X, Grid(xy, grid_pixel(xy, 10 / 8)), 10.0) is None
+    assert weights(*_nuclear_tissue(nuclear=False)) is None
 
 
 def test_segment_reports_nuclear_genes_and_tiles_share_them():

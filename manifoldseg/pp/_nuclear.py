@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from ._smooth import Grid
-
 
 def nuclear_gene_weights(
     coords: np.ndarray,
     X: sparse.csr_matrix,
-    grid: Grid,
+    counts: np.ndarray,
+    small: np.ndarray,
+    large: np.ndarray,
     cell_diameter: float,
     *,
     breadth: float = 0.7,
@@ -21,6 +21,9 @@ def nuclear_gene_weights(
     max_excess: float = 0.5,
 ) -> np.ndarray | None:
     """Per-gene weights for the nuclear contrast, or ``None`` when no gene qualifies.
+
+    ``counts``: counts per spot (``X``'s row sums); ``small`` / ``large``: their smoothed density
+    at sigma d/8 and d/2 (as :func:`manifoldseg.tl._segment.density_terms` has them).
 
     Some transcripts stay in the nucleus (MALAT1 and NEAT1 in most tissues; on the CosMx Lung
     FOVs of ``../shared/data``, MZT2A: 10 % of the transcripts, 77-82 % of them in reference nuclei
@@ -45,13 +48,10 @@ def nuclear_gene_weights(
     ones) gained as much on CosMx but cost MERSCOPE 0.01-0.05 ARI.
     """
     n_genes = X.shape[1]
-    counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    total = counts.sum()
+    total = float(counts.sum())
     if n_genes < 2 or total <= 0:
         return None
     d = float(cell_diameter)
-    small = grid.smooth(counts, d / 8.0)
-    large = grid.smooth(counts, d / 2.0)
     con = np.log(np.maximum(small, 1e-12)) - np.log(np.maximum(large, 1e-12))
     gene_counts = np.asarray(X.sum(axis=0)).ravel().astype(np.float64)
     mean_con = np.asarray(X.T @ con).ravel() / np.maximum(gene_counts, 1e-12)

@@ -121,7 +121,7 @@ def density_terms(
     mid = grid.smooth(counts, d / 4.0)
     large = grid.smooth(counts, d / 2.0)
     if isinstance(nuclear_weights, str):
-        nuclear_weights = nuclear_gene_weights(coords, X, grid, d) if X is not None else None
+        nuclear_weights = nuclear_gene_weights(coords, X, counts, small, large, d) if X is not None else None
     if nuclear_weights is None:
         c_small = small if contrast_scales[0] == 1 / 8 else grid.smooth(counts, d * contrast_scales[0])
         c_large = large if contrast_scales[1] == 1 / 2 else grid.smooth(counts, d * contrast_scales[1])
@@ -308,8 +308,8 @@ def section_parameters(
     the standardisation of the feature blocks, the graph's neighbour count and spatial radius, the
     median edge and origin of the layout's start, the embedding density's kernel width (from a
     layout of the sample), the background threshold, the typical cell mass, the nuclear gene
-    weights and the median feature distance of the flood costs. They are measured by the same :func:`manifold_stages` a tile runs
-    (``stage_kwargs`` go to it). With them (and global spot ids) a tile segments its interior as
+    weights and the median feature distance of the flood costs. They are measured by the same
+    :func:`manifold_stages` a tile runs (``stage_kwargs`` go to it). With them (and global spot ids) a tile segments its interior as
     the whole section would.
     """
     from ..pp._features import global_loadings
