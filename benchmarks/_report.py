@@ -42,6 +42,19 @@ def case_seeds(args: argparse.Namespace, case: str) -> list[int]:
     return list(COSMX_SEEDS)
 
 
+def run_cases(args: argparse.Namespace, one, describe) -> list[dict]:
+    """Rows of ``one(case, seed)`` (a row or a list of rows) for every case and its seeds
+    (:func:`case_seeds`), each seed's progress printed as ``describe(rows of that seed)``."""
+    rows: list[dict] = []
+    for case in args.cases:
+        for seed in case_seeds(args, case):
+            out = one(case, seed)
+            out = out if isinstance(out, list) else [out]
+            rows.extend(out)
+            print(f"{case} seed {seed}: {describe(out)}", flush=True)
+    return rows
+
+
 def available_cases(cases: list[str]) -> list[str]:
     """``cases`` without the CosMx ones when the CosMx files are not found (with a note on stderr)."""
     if any(c.startswith("cosmx") for c in cases) and _real.data_dir() is None:

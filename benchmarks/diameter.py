@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import case_seeds, finish, parse_args  # noqa: E402
+from _report import finish, parse_args, run_cases  # noqa: E402
 from scaling import markdown_table  # noqa: E402
 
 CASES = {
@@ -112,14 +112,9 @@ NOTE = ("Medians over seeds; factor = given diameter / true median equivalent di
 def main(argv=None) -> int:
     args = parse_args(argv, __doc__.split("\n")[0], list(CASES), RESULTS / "diameter.json")
     t0 = time.perf_counter()
-    rows = []
-    for case in args.cases:
-        for seed in case_seeds(args, case):
-            rs = one(case, seed)
-            rows.extend(rs)
-            print(f"{case} seed {seed}: " + ", ".join(
-                f"{r['mode']} {'' if r['factor'] is None else r['factor']} (d {r['cell_diameter']:.1f}) F1 {r['f1']:.3f}"
-                for r in rs), flush=True)
+    rows = run_cases(args, one, lambda rs: ", ".join(
+        f"{r['mode']} {'' if r['factor'] is None else r['factor']} (d {r['cell_diameter']:.1f}) F1 {r['f1']:.3f}"
+        for r in rs))
     summary = summarize(rows)
     text = table(summary)
     verdict = "\n".join(

@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
-from _report import case_seeds, finish, parse_args  # noqa: E402
+from _report import finish, parse_args, run_cases  # noqa: E402
 from scaling import markdown_table  # noqa: E402
 
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
@@ -249,13 +249,9 @@ def table(summary: list[dict]) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv, __doc__.split("\n")[0], list(CASES), RESULTS / "seeds.json")
     t0 = time.perf_counter()
-    rows = []
-    for case in args.cases:
-        for seed in case_seeds(args, case):
-            r = one(case, seed)
-            rows.append(r)
-            print(f"{case} seed {seed}: {r['n_true']} cells, no peak {r['no_peak']:.3f}, one {r['one_peak']:.3f}, "
-                  f"2+ {r['two_plus']:.3f}, F1 bound {r['f1_bound']:.3f}, F1 {r['f1']:.3f}", flush=True)
+    rows = run_cases(args, one, lambda rs: (
+        f"{rs[0]['n_true']} cells, no peak {rs[0]['no_peak']:.3f}, one {rs[0]['one_peak']:.3f}, "
+        f"2+ {rs[0]['two_plus']:.3f}, F1 bound {rs[0]['f1_bound']:.3f}, F1 {rs[0]['f1']:.3f}"))
     summary = summarize(rows)
     finish(args.output, "Seed coverage, RNA only", NOTE, table(summary), t0, rows=rows, summary=summary)
     return 0

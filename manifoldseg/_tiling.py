@@ -287,8 +287,11 @@ def with_section(
 
     names = ("scales", "n_components", "n_neighbors", "loadings", "background", "hysteresis", "contrast_scales",
              "n_epochs", "target_edge", "negative_window", "embed_kwargs", "embed_method", "background_kwargs")
+    kw = {k: segment_kwargs[k] for k in names if segment_kwargs.get(k) is not None}
+    if "nuclear_genes" in segment_kwargs:  # None is a choice here (no nuclear weights), not "unset"
+        kw["nuclear_genes"] = segment_kwargs["nuclear_genes"]
     section = section_parameters(coords, X, cell_diameter=cell_diameter, origin=origin, random_state=random_state,
-                                 **{k: segment_kwargs[k] for k in names if segment_kwargs.get(k) is not None})
+                                 **kw)
     return {**segment_kwargs, "section": section}
 
 

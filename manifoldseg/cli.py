@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use --cell-diameter as given, not combined with the data's estimate")
     g.add_argument("--prior-key", metavar="KEY",
                    help="obs column (h5ad) or table column of nucleus ids (-1 outside nuclei) used as seeds")
+    g.add_argument("--nuclear-genes", default="auto", metavar="GENES",
+                   help="nuclear-retained RNA the nuclear contrast is weighted towards: auto (found from the "
+                        "data; default), none, or gene names separated by commas (e.g. MALAT1,NEAT1)")
     g.add_argument("--spatial-key", default=None, metavar="KEY", help="obsm key of coordinates (h5ad; default spatial)")
     g.add_argument("--key-added", default=None, metavar="NAME",
                    help="name of the label column (default cell_id; manifoldseg_cell_id when a table has cell_id)")
@@ -193,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0 = Poisson; CosMx-like 2 with --diffusion 0.3, see benchmarks/realism.py)")
     p.add_argument("--background-clumping", type=_non_negative_float, default=0.0, metavar="V",
                    help="the same for the ambient background between cells (default 0; CosMx-like 4)")
+    p.add_argument("--nuclear-retained", type=_fraction, default=0.0, metavar="F",
+                   help="share of each cell's transcripts from one nuclear-retained RNA made in the "
+                        "nucleus (default 0; CosMx Lung12's MZT2A about 0.1)")
     p.add_argument("--diffusion", type=_non_negative_float, default=0.6, metavar="UM",
                    help="sd in um of each transcript's displacement from where it was made (default 0.6)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
@@ -449,6 +455,19 @@ def _load_segmented(args, *, need_key: bool = True):
 # --------------------------------------------------------------------------------------------- #
 # commands
 # --------------------------------------------------------------------------------------------- #
+def _nuclear_genes_arg(text: str):
+    """``--nuclear-genes``: ``"auto"``, ``None`` (none) or a list of gene names."""
+    t = text.strip()
+    if t.lower() == "auto":
+        return "auto"
+    if t.lower() == "none":
+        return None
+    names = [g.strip() for g in t.split(",") if g.strip()]
+    if not names:
+        raise UsageError(f"--nuclear-genes {text!r}: pass auto, none, or gene names separated by commas.")
+    return names
+
+
 def _cmd_segment(args) -> int:
     inp = Path(args.input)
     out = Path(args.output)
@@ -536,7 +555,7 @@ def _cmd_segment(args) -> int:
     kw = {
         "cell_diameter": args.cell_diameter, "refine_diameter": not args.fixed_diameter,
         "prior_key": args.prior_key, "spatial_key": spatial_key, "key_added": key, "n_jobs": args.n_jobs,
-        "random_state": args.seed, "progress": not args.quiet,
+        "random_state": args.seed, "progress": not args.quiet, "nuclear_genes": _nuclear_genes_arg(args.nuclear_genes),
     }
     if args.tile_size is not None:
         kw["tile_size"] = args.tile_size
@@ -612,6 +631,8 @@ def _stream_wanted(args, inp: Path, out_table: str | None) -> bool:
         why.append("--cells, --boundaries and --spatialdata need the whole section in memory")
     if out_table != ".h5ad" and args.prior_key is not None and args.prior_key in _READER_COLUMNS:
         why.append(f"--prior-key {args.prior_key} is made by the reader from the whole table")
+    if isinstance(_nuclear_genes_arg(args.nuclear_genes), list):
+        why.append("--nuclear-genes with gene names needs the panel's gene names in memory")
     if why:
         logger.warning("%s: segmenting in memory (leave them out to segment from disk in bounded memory)",
                        "; ".join(why))
@@ -647,6 +668,7 @@ def _segment_streamed(args, inp: Path, out_table: str | None, outputs, key: str,
     seg = inspect.signature(ms.tl.segment).parameters
     passed = ("n_neighbors", "n_epochs", "embed_method", "persistence", "background", "prior_extent")
     defaults = {k: seg[k].default for k in passed if k in seg}
+    defaults["nuclear_genes"] = _nuclear_genes_arg(args.nuclear_genes)  # "auto" or None here
     _status(args, f"segmenting {inp} from disk in tiles")
     info = _stream.segment_file(
         inp, args.output, key_added=key, overwrite=args.force, prior_column=args.prior_key,
@@ -678,7 +700,8 @@ def _cmd_simulate(args) -> int:
     t0 = time.perf_counter()
     kw = {"mode": mode, "width": args.width, "height": args.height, "random_state": args.seed,
           "false_positive_fraction": args.false_positive_fraction, "clumping": args.clumping,
-          "background_clumping": args.background_clumping, "diffusion": args.diffusion}
+          "background_clumping": args.background_clumping, "diffusion": args.diffusion,
+          "nuclear_retained": args.nuclear_retained}
     if args.depth is not None:
         kw["depth"] = args.depth
     if args.bin_size is not None:

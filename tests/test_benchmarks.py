@@ -233,6 +233,27 @@ def test_diameter_benchmark_verdict():
     assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
 
 
+def test_nuclear_rna_benchmark_summary():
+    """benchmarks/nuclear_rna.py: medians per case and setting, the share of seeds where exactly the
+    simulated gene was found (auto only), gains = auto - off on the auto row, seeds as a range."""
+    import nuclear_rna
+
+    def row(seed, setting, f1, genes, exact=None):
+        r = {"case": "s", "seed": seed, "setting": setting, "nuclear_retained": 0.1, "genes": genes, "f1": f1,
+             "ari": f1 - 0.1, "in_cell_assigned": 0.9, "background_assigned": 0.2, "nuclear_consistency": 0.7}
+        return r if exact is None else {**r, "exact": exact}
+
+    rows = []
+    for seed, (fa, fo, ok) in enumerate([(0.80, 0.70, True), (0.84, 0.76, True), (0.70, 0.72, False)]):
+        rows += [row(seed, "auto", fa, "G1" if ok else "", ok), row(seed, "off", fo, "")]
+    auto, off = nuclear_rna.summarize(rows)
+    assert auto["setting"] == "auto" and auto["f1"] == 0.8 and off["f1"] == 0.72
+    assert auto["gain_f1"] == 0.08 and auto["gain_ari"] == 0.08 and "gain_f1" not in off
+    assert auto["exact_share"] == round(2 / 3, 3) and "exact_share" not in off
+    assert auto["seeds"] == "0-2" and auto["genes_found"] == "- / G1" and off["genes_found"] == "-"
+    assert "| s | auto | 0.1 | 0-2 | - / G1 | 0.667 |" in nuclear_rna.table([auto, off])
+
+
 def test_real_sets_with_targets_run_every_method_seed():
     """The real sets with F1 / ARI targets (CosMx, MERSCOPE) take every seed; the others run once."""
     cases = {c.name: c for c in accuracy.all_cases()}

@@ -341,6 +341,28 @@ def test_tile_size_and_scheduler_passed_only_when_given(data, tmp_path, monkeypa
     assert code == 2 and "--tile-size" in err and not (tmp_path / "c.h5ad").exists()
 
 
+def test_nuclear_genes_option(data, tmp_path, monkeypatch, capsys):
+    """--nuclear-genes: auto by default, none, or names (split on commas); an empty list is refused."""
+    calls: list = []
+    monkeypatch.setattr(ms.tl, "segment", _fake_segment(calls))
+    for flags, want in (([], "auto"), (["--nuclear-genes", "none"], None),
+                        (["--nuclear-genes", "Gene0001, Gene0002"], ["Gene0001", "Gene0002"])):
+        assert run(["segment", data / "bins.h5ad", "-o", tmp_path / f"{len(calls)}.h5ad", "-q", *flags]) == 0
+        assert calls[-1]["nuclear_genes"] == want
+    code, _, err = run(["segment", data / "bins.h5ad", "-o", tmp_path / "x.h5ad", "--nuclear-genes", ","], capsys)
+    assert code == 2 and "--nuclear-genes" in err and not (tmp_path / "x.h5ad").exists()
+
+
+def test_simulate_nuclear_retained(tmp_path, capsys):
+    args = ["--mode", "transcripts", "--width", "40", "--height", "40", "--seed", "3", "-q"]
+    assert run(["simulate", tmp_path / "n.h5ad", *args, "--nuclear-retained", "0.1"], capsys)[0] == 0
+    import anndata as ad
+
+    a = ad.read_h5ad(tmp_path / "n.h5ad")
+    assert a.var["nuclear_retained"].sum() == 1
+    assert a.uns["simulation"]["params"]["nuclear_retained"] == 0.1
+
+
 def test_cell_diameter_is_a_prior_unless_fixed(data, tmp_path):
     """--cell-diameter is combined with the data's estimate; --fixed-diameter uses it as is. Both are
     recorded in the output's uns (what was given, the estimate, what was used)."""

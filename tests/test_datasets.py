@@ -333,6 +333,37 @@ def test_false_positives_spread_over_the_panel(tx):
     assert diluted == pytest.approx(0.5 * clean + 0.5 * uniform, abs=0.02)
 
 
+def test_nuclear_retained_rna_lies_in_nuclei(tx):
+    """``nuclear_retained`` makes that share of each cell's transcripts from one non-marker gene
+    (flagged in var), at the nucleus: most of it lies in nuclei, far more than other RNA, and the
+    cells keep their size, truth and background share; at 0 the tissue of a seed is unchanged."""
+    kw = {"mode": "transcripts", "width": SIZE, "height": SIZE, "random_state": SEED}
+    assert not tx.var["nuclear_retained"].any()
+    same = ms.datasets.simulate(nuclear_retained=0.0, **kw)
+    np.testing.assert_array_equal(same.obsm["spatial"], tx.obsm["spatial"])
+    np.testing.assert_array_equal(same.X.indices, tx.X.indices)
+    a = ms.datasets.simulate(nuclear_retained=0.1, **kw)
+    flag = a.var["nuclear_retained"].to_numpy()
+    assert flag.sum() == 1
+    gene = int(np.flatnonzero(flag)[0])
+    assert a.var["marker_of"].iloc[gene] == ""
+    in_cell = a.obs["true_cell"].to_numpy() >= 0
+    in_nucleus = a.obs["nucleus"].to_numpy() >= 0
+    is_gene = a.X.indices == gene
+    # 10 % made in nuclei, plus the gene's small baseline share anywhere in the cell
+    assert 0.09 < is_gene[in_cell].mean() < 0.12
+    assert in_nucleus[is_gene & in_cell].mean() > 0.7
+    assert in_nucleus[~is_gene & in_cell].mean() < 0.45
+    # the same cells; per-cell totals kept (the nuclear share comes out of transcripts_per_cell)
+    assert a.uns["simulation"]["n_cells"] == tx.uns["simulation"]["n_cells"]
+    assert a.uns["simulation"]["cells"]["area_um2"] == tx.uns["simulation"]["cells"]["area_um2"]
+    ratio = np.median(a.uns["simulation"]["cells"]["n_transcripts"]) / np.median(tx.uns["simulation"]["cells"]["n_transcripts"])
+    assert 0.9 < ratio < 1.1
+    assert abs(a.uns["simulation"]["background_share"] - 0.2) < 0.02
+    with pytest.raises(ValueError, match="all n_genes=60 are markers"):
+        ms.datasets.simulate(nuclear_retained=0.1, n_genes=60, n_types=6, markers_per_type=10, **kw)
+
+
 # --------------------------------------------------------------------------- 3D, round trip
 
 
@@ -387,6 +418,7 @@ def test_no_gaps_and_no_background():
         ({"markers_per_type": 0}, "marker_fraction"),
         ({"background_fraction": 1.0}, "background_fraction="),
         ({"false_positive_fraction": 1.2}, "false_positive_fraction="),
+        ({"nuclear_retained": 1.0}, "nuclear_retained="),
         ({"clumping": -1.0}, "clumping="),
         ({"background_clumping": float("nan")}, "background_clumping="),
         ({"gap_fraction": -0.1}, "gap_fraction="),

@@ -596,6 +596,49 @@ def test_segment_reports_nuclear_genes_and_tiles_share_them():
     assert res2.info["nuclear_genes"] == [3]
 
 
+def test_nuclear_genes_option_names_or_disables_them():
+    """``nuclear_genes``: None weighs every gene alike even where one is nuclear; names use those
+    genes even where the data's tests would not pick them; bad values get a clear error."""
+    import anndata as ad
+
+    def tissue(nuclear):
+        xy, X = _nuclear_tissue(nuclear=nuclear)
+        a = ad.AnnData(X=X.astype(np.float32))
+        a.var_names = ["cyto", "marker_a", "marker_b", "nuclear_rna"]
+        a.obsm["spatial"] = xy
+        return a
+
+    a = tissue(True)
+    ms.tl.segment(a, cell_diameter=10.0, n_epochs=20, nuclear_genes=None)
+    assert list(a.uns["manifoldseg"]["summary"]["nuclear_genes"]) == []
+    assert a.uns["manifoldseg"]["params"].get("nuclear_genes") is None  # None is not stored, as cell_diameter=None
+    b = tissue(False)  # gene 3 is spread over the cell: "auto" finds nothing, a name forces it
+    ms.tl.segment(b, cell_diameter=10.0, n_epochs=20)
+    assert list(b.uns["manifoldseg"]["summary"]["nuclear_genes"]) == []
+    ms.tl.segment(b, cell_diameter=10.0, n_epochs=20, nuclear_genes=["nuclear_rna"])
+    assert list(b.uns["manifoldseg"]["summary"]["nuclear_genes"]) == ["nuclear_rna"]
+    assert list(b.uns["manifoldseg"]["params"]["nuclear_genes"]) == ["nuclear_rna"]
+    with pytest.raises(ValueError, match="'MALAT1' not in var_names"):
+        ms.tl.segment(b, cell_diameter=10.0, nuclear_genes=["MALAT1"])
+    with pytest.raises(ValueError, match="list of gene names"):
+        ms.tl.segment(b, cell_diameter=10.0, nuclear_genes="nuclear_rna")
+
+
+def test_section_parameters_follow_nuclear_genes():
+    """A tiled run measures the section's weights with the user's choice: off stays off for every
+    tile (None is passed through, not read as unset), names are used as given."""
+    from manifoldseg._tiling import with_section
+    from manifoldseg.tl._segment import section_parameters
+
+    xy, X = _nuclear_tissue(nuclear=True)
+    assert section_parameters(xy, X, cell_diameter=10.0, nuclear_genes=None)["nuclear_weights"] is None
+    kw = with_section(xy, X, {"nuclear_genes": None}, cell_diameter=10.0, origin=xy.min(axis=0))
+    assert kw["section"]["nuclear_weights"] is None
+    xy2, X2 = _nuclear_tissue(nuclear=False)
+    w = section_parameters(xy2, X2, cell_diameter=10.0, nuclear_genes=[3])["nuclear_weights"]
+    assert w is not None and np.all(w[:3] == 1.0) and w[3] > 1.0
+
+
 def test_segment_names_the_nuclear_genes_in_uns(tmp_path):
     """ms.tl.segment writes the nuclear-retained genes it used, by name, to uns (and to a file)."""
     import anndata as ad

@@ -105,6 +105,7 @@ def simulate(
     type_clustering: float = 1.5,
     nucleus_size: tuple[float, float] = (0.4, 0.6),
     nucleus_density: float = 2.0,
+    nuclear_retained: float = 0.0,
     resolution: float = 0.5,
     random_state: int | np.random.Generator | None = 0,
 ) -> AnnData:
@@ -180,6 +181,13 @@ def simulate(
         diameter.
     nucleus_density
         Transcript density in the nucleus relative to the cytoplasm.
+    nuclear_retained
+        Share of a cell's transcripts from one broadly expressed, nuclear-retained RNA (the
+        first non-marker gene, flagged in ``var["nuclear_retained"]``), made in the nucleus only
+        (then diffused like the rest). Real: on CosMx Lung12, MZT2A is about 10% of all
+        transcripts and 77-82% of it lies in reference nuclei; MALAT1 and NEAT1 behave alike on
+        panels that hold them; MERSCOPE's mouse-brain panel has none. 0 (the default) adds
+        nothing, so the tissue for a seed is unchanged.
     resolution
         Pixel size (um) of the raster on which cells are drawn.
     random_state
@@ -237,6 +245,7 @@ def simulate(
         type_clustering=type_clustering,
         nucleus_size=nucleus_size,
         nucleus_density=nucleus_density,
+        nuclear_retained=nuclear_retained,
         resolution=resolution,
     )
     rng, seed_repr = _rng(random_state)
@@ -255,7 +264,9 @@ def simulate(
     t2 = time.perf_counter()
     types = _cell_types(rng, geo, params)
     profiles, marker_of = _profiles(rng, params)
-    tx = _transcripts(rng, geo, nuc, types, profiles, params)
+    # the nuclear-retained RNA: the first gene that marks no type (-1 when there is none)
+    nuclear_gene = int(np.flatnonzero(marker_of < 0)[0]) if params["nuclear_retained"] > 0 else -1
+    tx = _transcripts(rng, geo, nuc, types, profiles, params, nuclear_gene)
     t3 = time.perf_counter()
 
     gene_names = np.array([f"Gene{i + 1:04d}" for i in range(n_genes)])
@@ -267,6 +278,7 @@ def simulate(
     adata.var["marker_of"] = pd.Categorical(
         ["" if m < 0 else type_names[m] for m in marker_of], categories=["", *type_names]
     )
+    adata.var["nuclear_retained"] = np.arange(n_genes) == nuclear_gene
     adata.uns["simulation"] = _summary(geo, nuc, types, tx, marker_of, gene_names, type_names, params)
     t4 = time.perf_counter()
     logger.info(
@@ -344,6 +356,7 @@ def _check_params(**p) -> dict:
     fraction("marker_fraction")
     fraction("background_fraction", hi_open=True)
     fraction("false_positive_fraction")
+    fraction("nuclear_retained", hi_open=True)
     fraction("gap_fraction", hi_open=True)
     integer("n_types", 1)
     integer("n_genes", 1)
@@ -354,6 +367,11 @@ def _check_params(**p) -> dict:
         raise ValueError(
             f"n_types * markers_per_type = {p['n_types'] * p['markers_per_type']} exceeds "
             f"n_genes={p['n_genes']}; raise n_genes or lower markers_per_type"
+        )
+    if p["nuclear_retained"] > 0 and p["n_types"] * p["markers_per_type"] >= p["n_genes"]:
+        raise ValueError(
+            f"nuclear_retained={p['nuclear_retained']} needs a gene that marks no type, but all "
+            f"n_genes={p['n_genes']} are markers; raise n_genes or pass nuclear_retained=0.0"
         )
     if p["markers_per_type"] == 0 and p["marker_fraction"] > 0:
         raise ValueError("marker_fraction > 0 needs markers_per_type >= 1; pass marker_fraction=0.0")
@@ -609,8 +627,12 @@ def _reflect(v, hi):
     return np.clip(v, 0.0, np.nextafter(hi, 0.0))
 
 
-def _transcripts(rng, geo, nuc, types, profiles, p) -> dict:
-    """Positions, genes, cell and nucleus labels of every transcript (cells first, then background)."""
+def _transcripts(rng, geo, nuc, types, profiles, p, nuclear_gene: int = -1) -> dict:
+    """Positions, genes, cell and nucleus labels of every transcript (cells first, then background).
+
+    With ``p["nuclear_retained"]`` > 0, that share of each cell's transcripts is gene
+    ``nuclear_gene``, made at the cell's nuclear pixels (cells without nuclear pixels make none).
+    """
     label, nucleus, res = geo["label"], nuc["nucleus"], p["resolution"]
     n_cells = geo["n_cells"]
     ny, nx = label.shape
@@ -626,6 +648,9 @@ def _transcripts(rng, geo, nuc, types, profiles, p) -> dict:
     # the mean over cells of a full-size cell is transcripts_per_cell; cropped cells get less
     mean_full_area = math.pi * np.mean(geo["seed_r"] ** 2)
     mu = p["transcripts_per_cell"] * np.minimum(area / mean_full_area, 2.5) * library
+    f_nuc = p["nuclear_retained"]
+    if f_nuc > 0:  # the nuclear-retained share comes out of the same total
+        mu = mu * (1.0 - f_nuc)
     lam = mu[cell_of_px] * weight / w_sum[cell_of_px]
     if p["clumping"] > 0:  # from a child generator: the parent draws as many numbers as without clumping
         shape = 1.0 / p["clumping"]
@@ -651,6 +676,25 @@ def _transcripts(rng, geo, nuc, types, profiles, p) -> dict:
         u = rng.random(n_in)
         pos = np.searchsorted(flat_cdf, u + cell, side="right")
         genes = np.minimum(pos - cell * profiles.shape[1], profiles.shape[1] - 1)
+    if f_nuc > 0 and n_in:
+        # nuclear-retained RNA at the nuclear pixels (a child generator: the parent draws as before)
+        child = rng.spawn(1)[0]
+        nuc_flat = nucleus.ravel()
+        nuc_px = np.flatnonzero(nuc_flat >= 0)
+        owner = nuc_flat[nuc_px]
+        order = np.argsort(owner, kind="stable")
+        nuc_px, owner = nuc_px[order], owner[order]
+        size = np.bincount(owner, minlength=n_cells)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        made = np.bincount(cell, minlength=n_cells)
+        n_extra = child.poisson(f_nuc / (1.0 - f_nuc) * made) * (size > 0)
+        extra_cell = np.repeat(np.arange(n_cells, dtype=np.int64), n_extra)
+        pick = start[extra_cell] + np.minimum((child.random(extra_cell.size) * size[extra_cell]).astype(np.int64),
+                                              size[extra_cell] - 1)
+        px = np.concatenate([px, nuc_px[pick]])
+        cell = np.concatenate([cell, extra_cell])
+        genes = np.concatenate([genes, np.full(extra_cell.size, nuclear_gene, dtype=np.int64)])
+        n_in = px.size
 
     # ambient background outside cells, with the average expression of the tissue
     bg_frac = p["background_fraction"]

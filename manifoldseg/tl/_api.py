@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from anndata import AnnData
@@ -47,6 +48,7 @@ def segment(
     persistence: float = 0.3,
     background: bool = True,
     prior_extent: float = 0.8,
+    nuclear_genes: str | Sequence[str] | None = "auto",
     n_jobs: int | None = None,
     random_state: int | np.random.Generator = 0,
     progress: bool = False,
@@ -102,6 +104,13 @@ def segment(
         With ``prior_key``: how far below the RNA background threshold (in log density units) a
         cell may reach around its nucleus (a nucleus vouches for faint cytoplasm); 0.35 is the
         reach without a prior, 0 keeps only what RNA alone calls tissue. No effect without a prior.
+    nuclear_genes
+        Nuclear-retained RNA (e.g. MALAT1, NEAT1; MZT2A on CosMx Lung): genes whose transcripts
+        stay in the nucleus and so mark it. The nuclear contrast that seeds cells is weighted
+        towards them. ``"auto"`` finds them from the data (broadly expressed genes whose
+        transcripts sit where RNA is locally dense; none on the simulator's defaults or on
+        MERSCOPE mouse brain), a list of names in ``var_names`` uses those, ``None`` weighs every
+        gene alike. The genes used are listed in ``uns["manifoldseg"]["summary"]["nuclear_genes"]``.
     n_jobs
         Threads for numba (the result does not depend on it).
     random_state
@@ -147,6 +156,7 @@ def segment(
     check_positive(n_neighbors, "n_neighbors", allow_none=True)
     check_choice(embed_method, "embed_method", ("numba", "umap-learn"))
     check_positive(prior_extent, "prior_extent", allow_zero=True)
+    nuclear = _nuclear_genes(adata, nuclear_genes)
     prior = None
     if prior_key is not None:
         from ..pp._api import _prior
@@ -163,14 +173,15 @@ def segment(
                 refine_diameter=refine_diameter, prior=prior,
                 random_state=_random_seed(random_state), scheduler=scheduler, n_jobs=n_jobs, progress=progress,
                 n_neighbors=n_neighbors, n_epochs=n_epochs, embed_method=embed_method, persistence=persistence,
-                background=background, prior_extent=prior_extent,
+                background=background, prior_extent=prior_extent, nuclear_genes=nuclear,
             )
         else:
             res = segment_array(
                 coords, X, cell_diameter=cell_diameter, refine_diameter=refine_diameter, prior=prior,
                 n_neighbors=n_neighbors, n_epochs=n_epochs,
                 embed_method=embed_method, persistence=persistence, background=background,
-                prior_extent=prior_extent, random_state=_random_seed(random_state), progress=progress,
+                prior_extent=prior_extent, nuclear_genes=nuclear, random_state=_random_seed(random_state),
+                progress=progress,
             )
     finally:
         _set_threads(threads)
@@ -191,6 +202,8 @@ def segment(
         "spatial_key": spatial_key, "key_added": key_added,
         "n_neighbors": n_neighbors, "n_epochs": n_epochs, "embed_method": embed_method,
         "persistence": persistence, "background": background, "prior_extent": prior_extent,
+        "nuclear_genes": nuclear_genes if isinstance(nuclear_genes, str) or nuclear_genes is None
+        else [str(g) for g in nuclear_genes],
         "random_state": _random_seed(random_state),
         "tile_size": tile_size, "overlap": overlap,
     }
@@ -205,6 +218,23 @@ def segment(
         len(res.labels), res.info["n_cells"], 100 * res.info["assigned_fraction"], time.perf_counter() - start,
     )
     return adata if copy else None
+
+
+def _nuclear_genes(adata: AnnData, nuclear_genes):
+    """``nuclear_genes`` of :func:`segment` as the pipeline takes it: ``"auto"``, ``None``, or column
+    indices of the named genes (every name must be in ``var_names``)."""
+    if nuclear_genes is None or (isinstance(nuclear_genes, str) and nuclear_genes == "auto"):
+        return nuclear_genes
+    if isinstance(nuclear_genes, str):
+        raise ValueError(f"nuclear_genes={nuclear_genes!r} is not understood: pass 'auto', None, or a list of gene "
+                         f"names such as [{nuclear_genes!r}].")
+    names = [str(g) for g in nuclear_genes]
+    index = adata.var_names.get_indexer(names)
+    missing = [g for g, i in zip(names, index, strict=True) if i < 0]
+    if missing:
+        raise ValueError(f"nuclear_genes: {', '.join(map(repr, missing[:5]))} not in var_names; pass genes of the "
+                         "panel, 'auto' to find them from the data, or None.")
+    return [int(i) for i in index]
 
 
 def _set_threads(n_jobs):

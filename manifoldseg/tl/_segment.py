@@ -83,13 +83,15 @@ def density_terms(
     density_scale: str = "mid",
     X: sparse.csr_matrix | None = None,
     nuclear_weights: np.ndarray | str | None = "auto",
+    nuclear_genes=None,
 ) -> dict:
     """Physical density terms: background mask, typical cell mass and the nuclear contrast.
 
     ``threshold`` and ``typical_mass``, when given (section-wide values for a tile), replace the
     values measured on this input; ``origin`` anchors the smoothing grid. ``nuclear_weights``:
     per-gene weights of the nuclear contrast (``"auto"``: :func:`nuclear_gene_weights` on ``X``;
-    ``None``: every gene weighs 1; a tile is given the section's), kept in ``terms``.
+    ``None``: every gene weighs 1; a tile is given the section's), kept in ``terms``; with
+    ``"auto"``, ``nuclear_genes`` (column indices) names the genes instead of the data's tests.
 
     - Background score: log local density (sigma d/4; ``density_scale``) plus ``spec_weight`` x the
       log distance of the local composition from the tissue's average (ambient RNA is a mixture of
@@ -121,7 +123,8 @@ def density_terms(
     mid = grid.smooth(counts, d / 4.0)
     large = grid.smooth(counts, d / 2.0)
     if isinstance(nuclear_weights, str):
-        nuclear_weights = nuclear_gene_weights(coords, X, counts, small, large, d) if X is not None else None
+        nuclear_weights = (nuclear_gene_weights(coords, X, counts, small, large, d, genes=nuclear_genes)
+                           if X is not None else None)
     if nuclear_weights is None:
         c_small = small if contrast_scales[0] == 1 / 8 else grid.smooth(counts, d * contrast_scales[0])
         c_large = large if contrast_scales[1] == 1 / 2 else grid.smooth(counts, d * contrast_scales[1])
@@ -247,6 +250,7 @@ def manifold_stages(
     embed_kwargs: dict | None = None,
     embed_method: str = "numba",
     background_kwargs: dict | None = None,
+    nuclear_genes="auto",
     random_state: int = 0,
     tick=None,
 ) -> dict:
@@ -255,7 +259,8 @@ def manifold_stages(
     The one chain of stages that both :func:`segment_array` and :func:`section_parameters` run, so
     that the section-wide values a tile is given are measured exactly as the tile would measure
     them. ``section`` (from :func:`section_parameters`) fixes the section-wide values; ``tick(name)``
-    is called after each stage (progress and timings).
+    is called after each stage (progress and timings). ``nuclear_genes``: see :func:`segment_array`
+    (a section's weights, when given, take its place).
     """
     sec = section or {}
     tick = tick or (lambda name: None)
@@ -282,12 +287,25 @@ def manifold_stages(
                           n_scales=len(scales), background=background, hysteresis=hysteresis,
                           contrast_scales=contrast_scales, threshold=sec.get("threshold"),
                           typical_mass=sec.get("typical_mass"), origin=sec.get("origin"), X=X,
-                          nuclear_weights=sec["nuclear_weights"] if "nuclear_weights" in sec else "auto",
-                          **(background_kwargs or {}))
+                          **_nuclear_kwargs(sec, nuclear_genes), **(background_kwargs or {}))
     if sec.get("bandwidth") is not None:
         terms["bandwidth"] = float(sec["bandwidth"])
     return {"features": feats, "features_info": finfo, "graph": graph, "distances": dist, "graph_info": ginfo,
             "n_neighbors": n_neighbors, "edge_length": edge, "embedding": emb, "terms": terms}
+
+
+def _nuclear_kwargs(section: dict, nuclear_genes) -> dict:
+    """:func:`density_terms`' nuclear keywords: the section's weights when it has them, else
+    ``nuclear_genes`` (``"auto"``, ``None`` or empty: off, or column indices)."""
+    if "nuclear_weights" in section:
+        return {"nuclear_weights": section["nuclear_weights"]}
+    if isinstance(nuclear_genes, str):
+        if nuclear_genes != "auto":
+            raise ValueError(f"nuclear_genes={nuclear_genes!r}: pass 'auto', None or a list of genes")
+        return {"nuclear_weights": "auto"}
+    if nuclear_genes is None or len(nuclear_genes) == 0:
+        return {"nuclear_weights": None}
+    return {"nuclear_weights": "auto", "nuclear_genes": np.asarray(nuclear_genes, dtype=np.int64)}
 
 
 def section_parameters(
@@ -373,6 +391,7 @@ def segment_array(
     target_edge: float = 1.0,
     negative_window: float = 0.75,
     embed_kwargs: dict | None = None,
+    nuclear_genes="auto",
     spot_ids: np.ndarray | None = None,
     section: dict | None = None,
     timings: dict | None = None,
@@ -394,6 +413,10 @@ def segment_array(
     (:func:`manifoldseg.pp._scale.resolve_diameter`); ``False`` uses it as is (warning when the data
     disagrees); ``None`` uses it as is without looking at the data (the tiles of a section, which
     share the diameter resolved once for the section).
+
+    ``nuclear_genes``: the nuclear-retained genes the nuclear contrast is weighted towards
+    (:func:`manifoldseg.pp._nuclear.nuclear_gene_weights`): ``"auto"`` (found from the data),
+    column indices (the user's), or ``None`` / empty (every gene weighs 1).
 
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
@@ -433,7 +456,7 @@ def segment_array(
         n_components=n_components, n_neighbors=n_neighbors, loadings=loadings, background=background,
         hysteresis=hysteresis, contrast_scales=contrast_scales, n_epochs=n_epochs, target_edge=target_edge,
         negative_window=negative_window, embed_kwargs=embed_kwargs, embed_method=embed_method,
-        background_kwargs=background_kwargs, random_state=random_state, tick=tick,
+        background_kwargs=background_kwargs, nuclear_genes=nuclear_genes, random_state=random_state, tick=tick,
     )
     graph, dist, emb, terms = st["graph"], st["distances"], st["embedding"], st["terms"]
     finfo, ginfo = st["features_info"], st["graph_info"]
