@@ -61,7 +61,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import _real  # noqa: E402
-from scaling import cpu_info  # noqa: E402
+from scaling import cpu_info, seed_list  # noqa: E402
 
 import manifoldseg as ms  # noqa: E402
 from manifoldseg._constants import CELL_KEY, NUCLEUS_KEY, SPATIAL_KEY, TRUTH_KEY  # noqa: E402
@@ -454,7 +454,7 @@ def format_table(summary: list[dict], group: str | None = None) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for s in rows:
         marks = {c["metric"]: c["met"] for c in s.get("targets", [])}
-        cells = [s["case"], s["method"], s["prior"] or "-", ",".join(map(str, s["seeds"]))]
+        cells = [s["case"], s["method"], s["prior"] or "-", seed_list(s["seeds"])]
         for key, _, f in COLUMNS:
             if key == "n_true" and not math.isfinite(s.get("n_true", float("nan"))) and "n_true_nuclei" in s:
                 txt = _fmt(s["n_true_nuclei"], f) + " nuc"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
-from scaling import markdown_table  # noqa: E402
+from scaling import markdown_table, seed_list  # noqa: E402
 
 CASES = {
     "sim_bins_1um": (A._sim_loader("bins", 1.0), A.TRUTH_KEY, A.NUCLEUS_KEY, 1.0),
@@ -83,7 +83,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                 m = {k: float(np.median([r[k] for r in rs])) for k in (*KEYS, "cell_diameter", "n_pred")}
                 meds[factor] = m
                 out.append({"case": case, "mode": mode, "factor": "estimate" if factor is None else factor,
-                            "seeds": ",".join(str(r["seed"]) for r in rs), **{k: round(v, 3) for k, v in m.items()}})
+                            "seeds": seed_list(r["seed"] for r in rs), **{k: round(v, 3) for k, v in m.items()}})
             if not all(f in meds for f in FACTORS):
                 continue
             f1 = {f: meds[f]["f1"] for f in FACTORS}

@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
-from scaling import markdown_table  # noqa: E402
+from scaling import markdown_table, seed_list  # noqa: E402
 
 #: case -> (loader, truth key, nucleus key, bin size, simulated nuclear share or None for real data)
 CASES = {
@@ -89,7 +89,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             meds[setting] = m
             genes = sorted({r["genes"] for r in rs})
             row = {"case": case, "setting": setting, "nuclear_retained": rs[0]["nuclear_retained"],
-                   "seeds": _seed_list([r["seed"] for r in rs]), "genes_found": " / ".join(g or "-" for g in genes),
+                   "seeds": seed_list(r["seed"] for r in rs), "genes_found": " / ".join(g or "-" for g in genes),
                    **{k: round(v, 3) for k, v in m.items()}}
             if all("exact" in r for r in rs):
                 row["exact_share"] = round(float(np.mean([r["exact"] for r in rs])), 3)
@@ -99,13 +99,6 @@ def summarize(rows: list[dict]) -> list[dict]:
                 out[-2][f"gain_{k}"] = round(meds["auto"][k] - meds["off"][k], 3)
     return out
 
-
-def _seed_list(seeds: list[int]) -> str:
-    """``0-44`` for a run of consecutive seeds, else the seeds joined by commas."""
-    s = sorted(seeds)
-    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
-        return f"{s[0]}-{s[-1]}"
-    return ",".join(map(str, s))
 
 
 def table(summary: list[dict]) -> str:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
 from _report import finish, parse_args  # noqa: E402
-from scaling import markdown_table  # noqa: E402
+from scaling import markdown_table, seed_list  # noqa: E402
 
 #: the simulator at its defaults and with the options that match the CosMx FOVs
 #: (:data:`accuracy.COSMX_CALIBRATED`, calibrated here on 2026-12-07): RNA clumps inside cells
@@ -116,17 +116,19 @@ def cell_geometry(xy: np.ndarray, labels: np.ndarray, min_items: int = 5) -> dic
             "neighbour_d": float(np.median(neighbour) / d_med), "tx_per_cell": float(np.median(n[keep]))}
 
 
-def expression_similarity(xy: np.ndarray, labels: np.ndarray, genes: np.ndarray, *, min_items: int = 20,
+def expression_similarity(xy: np.ndarray, labels: np.ndarray, genes: np.ndarray | None, *, min_items: int = 20,
                           n_neighbors: int = 6, seed: int = 0) -> dict:
     """How alike the expression of one cell's halves, of touching cells and of any two cells is
-    (module docstring). ``genes``: a gene code per transcript. Two cells touch when one's transcript
+    (module docstring). ``genes``: a gene code per transcript (None: all NaN). Two cells touch when one's transcript
     has one of the other's among its ``n_neighbors`` nearest transcripts. Each cell's transcripts
     are split into halves by a random permutation (``seed``); pairs compare one cell's first half
     with the other's second, so every cosine is between profiles of about the same depth."""
     from scipy import sparse
     from scipy.spatial import cKDTree
 
-    nan = {k: float("nan") for k in EXPRESSION_KEYS}
+    nan = dict.fromkeys(EXPRESSION_KEYS, float("nan"))
+    if genes is None:
+        return nan
     labels = np.asarray(labels, dtype=np.int64)
     genes = np.asarray(genes, dtype=np.int64)
     inside = np.nonzero(labels >= 0)[0]
@@ -179,7 +181,7 @@ def statistics(xy: np.ndarray, labels: np.ndarray, genes: np.ndarray | None = No
         "bg_clump_1": clumping_ratio(xy[~inside], labels[~inside], 1.0),
         "bg_clump_05": clumping_ratio(xy[~inside], labels[~inside], 0.5),
         **cell_geometry(xy, labels),
-        **(expression_similarity(xy, labels, genes) if genes is not None else {k: float("nan") for k in EXPRESSION_KEYS}),
+        **expression_similarity(xy, labels, genes),
     }
 
 
@@ -238,7 +240,7 @@ def main(argv=None) -> int:
             rows.append({"case": case, "seeds": "-", **real_case(case)})
         else:
             per_seed = [sim_case(case, s) for s in args.seeds]
-            rows.append({"case": case, "seeds": ",".join(map(str, args.seeds)),
+            rows.append({"case": case, "seeds": seed_list(args.seeds),
                          **{k: float(np.median([r[k] for r in per_seed])) for k in KEYS}})
         print(case, " ".join(f"{k} {rows[-1][k]:.2f}" for k in KEYS), flush=True)
     rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]

@@ -240,6 +240,15 @@ def machine() -> dict:
     return info
 
 
+def seed_list(seeds) -> str:
+    """Seeds for a table cell: ``0-44`` for a run of three or more consecutive seeds, else joined
+    by commas (``0,1``; ``0,3,7``)."""
+    s = sorted(int(x) for x in seeds)
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}-{s[-1]}"
+    return ",".join(map(str, s))
+
+
 def markdown_table(rows: list[dict], cols: list[str]) -> str:
     """A Markdown table of ``rows`` (dicts) with one column per key in ``cols`` (missing keys blank)."""
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -51,7 +51,7 @@ sys.path.insert(0, str(HERE))
 import _real  # noqa: E402
 import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
-from scaling import markdown_table  # noqa: E402
+from scaling import markdown_table, seed_list  # noqa: E402
 
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
 
@@ -238,7 +238,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         med = {k: round(float(np.nanmedian([r[k] for r in rs])), 3) if not all(np.isnan(r[k]) for r in rs)
                else float("nan") for k in KEYS}
         counts = {k: int(np.median([r[k] for r in rs])) for k in ("n_true", "n_pred")}
-        out.append({"case": case, "seeds": ",".join(str(r["seed"]) for r in rs), **counts, **med})
+        out.append({"case": case, "seeds": seed_list(r["seed"] for r in rs), **counts, **med})
     return out
 
 

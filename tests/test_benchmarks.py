@@ -229,8 +229,15 @@ def test_diameter_benchmark_verdict():
     assert out[("b", "prior", 1.0)]["largest_f1_drop_at_30pct"] == 0.2 and not out[("b", "prior", 1.0)]["holds_up"]
     # the fixed mode is reported but carries no verdict
     assert out[("a", "fixed", 1.0)]["largest_f1_drop_at_30pct"] == 0.05 and "holds_up" not in out[("a", "fixed", 1.0)]
-    assert out[("a", "estimate", "estimate")]["seeds"] == "0,1,2" and "holds_up" not in out[("a", "prior", 0.7)]
-    assert "| a | prior | 1.0 | 0,1,2 |" in diameter.table(list(out.values()))
+    assert out[("a", "estimate", "estimate")]["seeds"] == "0-2" and "holds_up" not in out[("a", "prior", 0.7)]
+    assert "| a | prior | 1.0 | 0-2 |" in diameter.table(list(out.values()))
+
+
+def test_seed_list_writes_runs_as_ranges():
+    from scaling import seed_list
+
+    assert seed_list(range(45)) == "0-44" and seed_list([2, 0, 1]) == "0-2"
+    assert seed_list([0, 1]) == "0,1" and seed_list([0, 3, 7]) == "0,3,7" and seed_list([5]) == "5"
 
 
 def test_nuclear_rna_benchmark_summary():
