@@ -207,6 +207,68 @@ def test_refine_boundary_follows_density_valley():
     assert lab.tolist() == [-1] + [0] * 7 + [-1] * 3 + [1] * 7 + [-1] * 2
 
 
+def test_refine_leaves_cells_without_nuclear_rna_as_background():
+    """Exact labels: where nuclear-retained RNA is known, a cell holding less than
+    ``nuclear_fraction`` x the tissue's share of it is background (no nucleus in the section);
+    not with a prior, not without the counts, and not when the fraction is 0."""
+    from manifoldseg.tl._refine import drop_nucleus_less, refine_array
+
+    n = 20
+    G = chain(n)
+    coords = np.c_[np.arange(n, dtype=float), np.zeros(n)]
+    cand = np.r_[np.zeros(10, int), np.ones(10, int)]
+    peaks = np.array([4, 14])
+    counts = np.full(n, 2.0)
+    nuclear = np.r_[np.full(10, 0.2), np.full(10, 0.05)]  # shares 0.10 and 0.025
+    kw = dict(cell_diameter=30.0, typical_mass=10.0, grow_rounds=0, fill_share=1.0, valley_depth=0.0,
+              max_fraction=10.0, counts=counts)
+    both = [0] * 10 + [1] * 10
+    area = np.ones(n)
+    assert refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), **kw).tolist() == both
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), nuclear_counts=nuclear, nuclear_share=0.1,
+                       **kw)
+    assert lab.tolist() == [0] * 10 + [-1] * 10  # 0.025 < 0.3 x 0.1
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), nuclear_counts=nuclear, nuclear_share=0.08,
+                       **kw)
+    assert lab.tolist() == both  # 0.025 >= 0.3 x 0.08
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), nuclear_counts=nuclear, nuclear_share=0.1,
+                       nuclear_fraction=0.0, **kw)
+    assert lab.tolist() == both
+    nucleus = np.full(n, -1)
+    nucleus[[4, 14]] = [0, 1]
+    lab = refine_array(G, G, coords, cand, peaks, area, np.ones(n, bool), nuclear_counts=nuclear, nuclear_share=0.1,
+                       nucleus=nucleus, **kw)
+    assert lab.tolist() == both  # a prior says where the nuclei are
+    labels = np.array([-1, 0, 0, 1, 1, 2])
+    assert drop_nucleus_less(labels, np.ones(6), np.array([1, 0, 1, 0, 0, 0.5]), 0.3).tolist() == [-1, 0, 0, -1, -1, 2]
+    assert drop_nucleus_less(np.full(3, -1), np.ones(3), np.zeros(3), 0.3).tolist() == [-1] * 3
+
+
+def test_segment_drops_a_cell_without_nuclear_rna():
+    """On a tiny tissue with a nuclear-retained gene, an extra disc of RNA without it (cytoplasm of a
+    cell cut above the section) is a cell with ``nuclear_fraction=0`` and background by default;
+    the tissue's share is measured once for a section and given to its tiles."""
+    from manifoldseg.tl._segment import section_parameters, segment_array
+
+    xy, X = _nuclear_tissue(nuclear=True)
+    rng = np.random.default_rng(5)
+    r, a = 4.5 * np.sqrt(rng.random(110)), 2 * np.pi * rng.random(110)
+    extra = np.array([75.0, 30.0]) + np.c_[r * np.cos(a), r * np.sin(a)]  # beside the grid, no nuclear gene
+    genes = rng.choice([0, 1, 2], size=110, p=[0.6, 0.2, 0.2])
+    xy2 = np.vstack([xy, extra])
+    X2 = sparse.vstack([X, sparse.csr_matrix((np.ones(110), (np.arange(110), genes)), shape=(110, 4))]).tocsr()
+    is_extra = np.r_[np.zeros(len(xy), bool), np.ones(110, bool)]
+    kw = dict(cell_diameter=10.0, refine_diameter=None, n_epochs=20)
+    kept = segment_array(xy2, X2, refine_kwargs={"nuclear_fraction": 0.0}, **kw).labels
+    assert (kept[is_extra] >= 0).mean() > 0.8 and len(np.unique(kept[is_extra & (kept >= 0)])) == 1
+    dropped = segment_array(xy2, X2, **kw).labels
+    assert (dropped[is_extra] < 0).all()
+    assert np.array_equal(dropped[~is_extra] >= 0, kept[~is_extra] >= 0)  # the other cells are untouched
+    sec = section_parameters(xy2, X2, cell_diameter=10.0)
+    assert 0.1 < sec["nuclear_share"] < 0.3  # 20 of 110 per grid cell, in the dense core
+    assert section_parameters(*_nuclear_tissue(nuclear=False, seed=1), cell_diameter=10.0)["nuclear_share"] is None
+
+
 def test_refine_leaves_faint_cells_as_background():
     """A cell of plausible size (by area mass) but under ``min_counts_fraction`` of a typical cell's
     counts is background; a cell around its own nucleus is kept whatever its counts."""

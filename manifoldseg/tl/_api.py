@@ -325,7 +325,7 @@ def _stage_terms(adata: AnnData, use_rep: str, cell_diameter: float | None):
     n_scales = len(params.get("scales", [0.25, 0.5, 1.0]))
     counts = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     feats = np.asarray(adata.obsm[use_rep])
-    terms = density_terms(coords, counts, feats, cell_diameter=float(d), n_components=n_comp, n_scales=n_scales)
+    terms = density_terms(coords, counts, feats, cell_diameter=float(d), n_components=n_comp, n_scales=n_scales, X=X)
     return coords, counts, float(d), terms
 
 
@@ -412,7 +412,9 @@ def refine(
     expression-weighted geodesic cost; without a prior, the boundary between two peaks' cells
     then moves into the density valley between them; every cell is made one connected piece;
     fragments are merged into the neighbour they share most edge weight with; oversized cells are
-    split; strays are regrown; low-density spots stay background (-1).
+    split; strays are regrown; low-density spots stay background (-1), and so, where the data hold
+    nuclear-retained RNA (``ms.tl.segment``'s ``nuclear_genes``), do cells without it (no nucleus
+    in the section).
 
     Parameters
     ----------
@@ -452,6 +454,7 @@ def refine(
         area_mass(counts, terms, power=AREA_WEIGHTING[1]), terms["eligible"],
         cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key), core=terms["core"],
         random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms), counts=counts,
+        nuclear_counts=terms["nuclear_counts"], nuclear_share=terms["nuclear_share"],
     )
     adata.obs[key_added] = labels
     adata.obs[f"{key_added}{C.CONFIDENCE_SUFFIX}"] = confidence_array(graph, labels).astype(np.float32)

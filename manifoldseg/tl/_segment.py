@@ -84,6 +84,7 @@ def density_terms(
     X: sparse.csr_matrix | None = None,
     nuclear_weights: np.ndarray | str | None = "auto",
     nuclear_genes=None,
+    nuclear_share: float | None = None,
 ) -> dict:
     """Physical density terms: background mask, typical cell mass and the nuclear contrast.
 
@@ -116,6 +117,10 @@ def density_terms(
       counts.
     - The smoothed densities (``density``: sigma d/8, d/4, d/2) and their median in cells
       (``median_density``), for :func:`area_mass`.
+    - With nuclear-retained genes: their counts per spot (``nuclear_counts``) and their share of the
+      counts of the ``core`` spots (``nuclear_share``; the section's when given), for the
+      refinement's test of cells without a nucleus (:func:`manifoldseg.tl._refine.drop_nucleus_less`).
+      Otherwise both are None.
     """
     d = float(cell_diameter)
     grid = Grid(coords, grid_pixel(coords, d / 8.0), anchor=origin)
@@ -155,10 +160,18 @@ def density_terms(
         typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
     contrast = np.log(np.maximum(c_small, 1e-12)) - 2.0 * np.log(np.maximum(c_large, 1e-12))
     med = typical_mass / volume  # median density in cells (section-wide when typical_mass is given)
+    nuclear_counts = None
+    if nuclear_weights is not None:
+        nuclear_counts = np.asarray(X[:, np.flatnonzero(nuclear_weights != 1.0)].sum(axis=1)).ravel().astype(np.float64)
+        if nuclear_share is None:
+            in_core = float(counts[core].sum())
+            nuclear_share = float(nuclear_counts[core].sum()) / in_core if in_core > 0 else None
+    else:
+        nuclear_share = None
     return {"core": core, "eligible": eligible, "score": bg_score, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12)),
             "density": {"small": small, "mid": mid, "large": large}, "median_density": med,
-            "nuclear_weights": nuclear_weights}
+            "nuclear_weights": nuclear_weights, "nuclear_counts": nuclear_counts, "nuclear_share": nuclear_share}
 
 
 def area_mass(counts: np.ndarray, terms: dict, scale: str = "mid", floor: float = 0.05,
@@ -298,7 +311,7 @@ def _nuclear_kwargs(section: dict, nuclear_genes) -> dict:
     """:func:`density_terms`' nuclear keywords: the section's weights when it has them, else
     ``nuclear_genes`` (``"auto"``, ``None`` or empty: off, or column indices)."""
     if "nuclear_weights" in section:
-        return {"nuclear_weights": section["nuclear_weights"]}
+        return {"nuclear_weights": section["nuclear_weights"], "nuclear_share": section.get("nuclear_share")}
     if isinstance(nuclear_genes, str):
         if nuclear_genes != "auto":
             raise ValueError(f"nuclear_genes={nuclear_genes!r}: pass 'auto', None or a list of genes")
@@ -354,6 +367,7 @@ def section_parameters(
         "typical_mass": terms["typical_mass"],
         "feature_distance": typical_feature_distance(dist),
         "nuclear_weights": terms["nuclear_weights"],
+        "nuclear_share": terms["nuclear_share"],
     }
 
 
@@ -473,6 +487,7 @@ def segment_array(
         graph, dist, coords, cand, peaks, refine_mass, reach, cell_diameter=d, typical_mass=typical_mass,
         nucleus=prior, random_state=random_state, log_density=terms["log_density"], core=terms["core"],
         feature_distance=sec.get("feature_distance"), counts=counts,
+        nuclear_counts=terms["nuclear_counts"], nuclear_share=terms["nuclear_share"],
         **{"min_fraction": min_fraction, "max_fraction": max_fraction, "valley_depth": valley_depth,
            **(refine_kwargs or {})},
     )
