@@ -641,6 +641,13 @@ def test_nuclear_gene_weights_pick_broad_concentrated_genes():
     assert weights(*_nuclear_tissue(nuclear=False)) is None
 
 
+def test_no_nuclear_gene_found_by_chance_on_a_small_tissue(small_transcripts):
+    """A small simulated tissue (about 60 cells) has no nuclear-retained gene: without the z test,
+    genes of 40-70 counts passed the other tests by chance (and cells lacking them were dropped)."""
+    ms.tl.segment(small_transcripts)
+    assert list(small_transcripts.uns["manifoldseg"]["summary"]["nuclear_genes"]) == []
+
+
 def test_segment_reports_nuclear_genes_and_tiles_share_them():
     """segment_array records the nuclear-retained genes it used; section_parameters measures the
     weights once, so a tile's density terms use the section's (also when none qualified)."""
