@@ -107,10 +107,12 @@ def segment(
     nuclear_genes
         Nuclear-retained RNA (e.g. MALAT1, NEAT1; MZT2A on CosMx Lung): genes whose transcripts
         stay in the nucleus and so mark it. The nuclear contrast that seeds cells is weighted
-        towards them. ``"auto"`` finds them from the data (broadly expressed genes whose
-        transcripts sit where RNA is locally dense; none on the simulator's defaults or on
-        MERSCOPE mouse brain), a list of names in ``var_names`` uses those, ``None`` weighs every
-        gene alike. The genes used are listed in ``uns["manifoldseg"]["summary"]["nuclear_genes"]``.
+        towards them, and without a prior a cell holding less than 0.3 of the tissue's share of
+        them (no nucleus in the section) is left as background. ``"auto"`` finds them from the
+        data (broadly expressed genes whose transcripts sit where RNA is locally dense; none on
+        the simulator's defaults or on MERSCOPE mouse brain), a list of names in ``var_names``
+        uses those, ``None`` does neither. The genes used are listed in
+        ``uns["manifoldseg"]["summary"]["nuclear_genes"]``.
     n_jobs
         Threads for numba (the result does not depend on it).
     random_state
