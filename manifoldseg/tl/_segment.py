@@ -429,8 +429,9 @@ def segment_array(
     share the diameter resolved once for the section).
 
     ``nuclear_genes``: the nuclear-retained genes the nuclear contrast is weighted towards
-    (:func:`manifoldseg.pp._nuclear.nuclear_gene_weights`): ``"auto"`` (found from the data),
-    column indices (the user's), or ``None`` / empty (every gene weighs 1).
+    (:func:`manifoldseg.pp._nuclear.nuclear_gene_weights`) and, without a prior, cells lacking
+    them are left as background (:func:`manifoldseg.tl._refine.drop_nucleus_less`): ``"auto"``
+    (found from the data), column indices (the user's), or ``None`` / empty (neither).
 
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
