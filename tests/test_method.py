@@ -244,20 +244,45 @@ def test_refine_leaves_cells_without_nuclear_rna_as_background():
     assert drop_nucleus_less(np.full(3, -1), np.ones(3), np.zeros(3), 0.3).tolist() == [-1] * 3
 
 
+def _tissue_with_a_cell_without_nucleus():
+    """:func:`_nuclear_tissue` (nuclear gene 3) plus, beside the grid, a disc of 110 transcripts of
+    genes 0-2 only: a cell's cytoplasm whose nucleus lies outside the section. Returns coordinates,
+    counts and which rows are the disc."""
+    xy, X = _nuclear_tissue(nuclear=True)
+    rng = np.random.default_rng(5)
+    r, a = 4.5 * np.sqrt(rng.random(110)), 2 * np.pi * rng.random(110)
+    extra = np.array([75.0, 30.0]) + np.c_[r * np.cos(a), r * np.sin(a)]
+    genes = rng.choice([0, 1, 2], size=110, p=[0.6, 0.2, 0.2])
+    xy2 = np.vstack([xy, extra])
+    X2 = sparse.vstack([X, sparse.csr_matrix((np.ones(110), (np.arange(110), genes)), shape=(110, 4))]).tocsr()
+    return xy2, X2, np.r_[np.zeros(len(xy), bool), np.ones(110, bool)]
+
+
+def test_stagewise_api_drops_a_cell_without_nuclear_rna():
+    """The stage-wise wrappers find the nuclear gene too, so ms.tl.refine leaves the disc without
+    it as background while the grid's cells stay."""
+    import anndata as ad
+
+    xy, X, is_extra = _tissue_with_a_cell_without_nucleus()
+    a = ad.AnnData(X=X.astype(np.float32))
+    a.obsm["spatial"] = xy
+    ms.pp.neighborhood_features(a, cell_diameter=10.0)
+    ms.pp.fused_graph(a)
+    ms.tl.embed(a, n_epochs=20)
+    ms.tl.density_cluster(a)
+    ms.tl.refine(a)
+    lab = a.obs["cell_id"].to_numpy()
+    assert (lab[is_extra] < 0).all()
+    assert (lab[~is_extra] >= 0).mean() > 0.8
+
+
 def test_segment_drops_a_cell_without_nuclear_rna():
     """On a tiny tissue with a nuclear-retained gene, an extra disc of RNA without it (cytoplasm of a
     cell cut above the section) is a cell with ``nuclear_fraction=0`` and background by default;
     the tissue's share is measured once for a section and given to its tiles."""
     from manifoldseg.tl._segment import section_parameters, segment_array
 
-    xy, X = _nuclear_tissue(nuclear=True)
-    rng = np.random.default_rng(5)
-    r, a = 4.5 * np.sqrt(rng.random(110)), 2 * np.pi * rng.random(110)
-    extra = np.array([75.0, 30.0]) + np.c_[r * np.cos(a), r * np.sin(a)]  # beside the grid, no nuclear gene
-    genes = rng.choice([0, 1, 2], size=110, p=[0.6, 0.2, 0.2])
-    xy2 = np.vstack([xy, extra])
-    X2 = sparse.vstack([X, sparse.csr_matrix((np.ones(110), (np.arange(110), genes)), shape=(110, 4))]).tocsr()
-    is_extra = np.r_[np.zeros(len(xy), bool), np.ones(110, bool)]
+    xy2, X2, is_extra = _tissue_with_a_cell_without_nucleus()
     kw = dict(cell_diameter=10.0, refine_diameter=None, n_epochs=20)
     kept = segment_array(xy2, X2, refine_kwargs={"nuclear_fraction": 0.0}, **kw).labels
     assert (kept[is_extra] >= 0).mean() > 0.8 and len(np.unique(kept[is_extra & (kept >= 0)])) == 1
