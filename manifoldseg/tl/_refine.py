@@ -494,17 +494,12 @@ def drop_nucleus_less(labels: np.ndarray, counts: np.ndarray, nuclear_counts: np
     labels = np.asarray(labels)
     if not (labels >= 0).any():
         return labels.copy()
-    k = int(labels.max()) + 1
-    inside = labels >= 0
-    total = np.bincount(labels[inside], weights=np.asarray(counts, dtype=np.float64)[inside], minlength=k)
-    nuclear = np.bincount(labels[inside], weights=np.asarray(nuclear_counts, dtype=np.float64)[inside], minlength=k)
+    total, nuclear = _cell_sums(labels, counts), _cell_sums(labels, nuclear_counts)
     without = (total > 0) & (nuclear < min_share * total)
     if without.any():
         logger.info("%d of %d cells hold less nuclear-retained RNA than %.3f of their counts: left as background",
                     int(without.sum()), int((total > 0).sum()), min_share)
-    out = labels.copy()
-    out[inside & without[np.maximum(labels, 0)]] = -1
-    return out
+    return _to_background(labels, without)
 
 
 def drop_faint_cells(labels: np.ndarray, counts: np.ndarray, min_counts: float,
@@ -516,14 +511,24 @@ def drop_faint_cells(labels: np.ndarray, counts: np.ndarray, min_counts: float,
     labels = np.asarray(labels)
     if not (labels >= 0).any():
         return labels.copy()
-    k = int(labels.max()) + 1
-    inside = labels >= 0
-    light = np.bincount(labels[inside], weights=np.asarray(counts, dtype=np.float64)[inside], minlength=k) < min_counts
+    light = _cell_sums(labels, counts) < min_counts
     nucleated = _nucleated(labels, nucleus)
     if nucleated is not None:
         light &= ~nucleated
+    return _to_background(labels, light)
+
+
+def _cell_sums(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` over each label 0..max (background left out)."""
+    inside = labels >= 0
+    return np.bincount(labels[inside], weights=np.asarray(values, dtype=np.float64)[inside],
+                       minlength=int(labels.max()) + 1)
+
+
+def _to_background(labels: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """A copy of ``labels`` with every spot of the labels flagged in ``which`` set to -1."""
     out = labels.copy()
-    out[inside & light[np.maximum(labels, 0)]] = -1
+    out[(labels >= 0) & which[np.maximum(labels, 0)]] = -1
     return out
 
 
