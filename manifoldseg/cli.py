@@ -72,6 +72,19 @@ def _fraction(text: str) -> float:
     return _number(text, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "a number in [0, 1]")
 
 
+def _nuclear_genes_arg(text: str):
+    """``--nuclear-genes``: ``"auto"``, ``None`` (none) or a list of gene names."""
+    t = text.strip()
+    if t.lower() == "auto":
+        return "auto"
+    if t.lower() == "none":
+        return None
+    names = [g.strip() for g in t.split(",") if g.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected auto, none, or gene names separated by commas, got {text!r}")
+    return names
+
+
 def _positive_float(text: str) -> float:
     return _number(text, lambda v: 0.0 < v < float("inf"), "a positive number")
 
@@ -157,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use --cell-diameter as given, not combined with the data's estimate")
     g.add_argument("--prior-key", metavar="KEY",
                    help="obs column (h5ad) or table column of nucleus ids (-1 outside nuclei) used as seeds")
-    g.add_argument("--nuclear-genes", default="auto", metavar="GENES",
+    g.add_argument("--nuclear-genes", type=_nuclear_genes_arg, default="auto", metavar="GENES",
                    help="nuclear-retained RNA the nuclear contrast is weighted towards: auto (found from the "
                         "data; default), none, or gene names separated by commas (e.g. MALAT1,NEAT1)")
     g.add_argument("--spatial-key", default=None, metavar="KEY", help="obsm key of coordinates (h5ad; default spatial)")
@@ -455,19 +468,6 @@ def _load_segmented(args, *, need_key: bool = True):
 # --------------------------------------------------------------------------------------------- #
 # commands
 # --------------------------------------------------------------------------------------------- #
-def _nuclear_genes_arg(text: str):
-    """``--nuclear-genes``: ``"auto"``, ``None`` (none) or a list of gene names."""
-    t = text.strip()
-    if t.lower() == "auto":
-        return "auto"
-    if t.lower() == "none":
-        return None
-    names = [g.strip() for g in t.split(",") if g.strip()]
-    if not names:
-        raise UsageError(f"--nuclear-genes {text!r}: pass auto, none, or gene names separated by commas.")
-    return names
-
-
 def _cmd_segment(args) -> int:
     inp = Path(args.input)
     out = Path(args.output)
@@ -555,7 +555,7 @@ def _cmd_segment(args) -> int:
     kw = {
         "cell_diameter": args.cell_diameter, "refine_diameter": not args.fixed_diameter,
         "prior_key": args.prior_key, "spatial_key": spatial_key, "key_added": key, "n_jobs": args.n_jobs,
-        "random_state": args.seed, "progress": not args.quiet, "nuclear_genes": _nuclear_genes_arg(args.nuclear_genes),
+        "random_state": args.seed, "progress": not args.quiet, "nuclear_genes": args.nuclear_genes,
     }
     if args.tile_size is not None:
         kw["tile_size"] = args.tile_size
@@ -631,7 +631,7 @@ def _stream_wanted(args, inp: Path, out_table: str | None) -> bool:
         why.append("--cells, --boundaries and --spatialdata need the whole section in memory")
     if out_table != ".h5ad" and args.prior_key is not None and args.prior_key in _READER_COLUMNS:
         why.append(f"--prior-key {args.prior_key} is made by the reader from the whole table")
-    if isinstance(_nuclear_genes_arg(args.nuclear_genes), list):
+    if isinstance(args.nuclear_genes, list):
         why.append("--nuclear-genes with gene names needs the panel's gene names in memory")
     if why:
         logger.warning("%s: segmenting in memory (leave them out to segment from disk in bounded memory)",
@@ -668,7 +668,7 @@ def _segment_streamed(args, inp: Path, out_table: str | None, outputs, key: str,
     seg = inspect.signature(ms.tl.segment).parameters
     passed = ("n_neighbors", "n_epochs", "embed_method", "persistence", "background", "prior_extent")
     defaults = {k: seg[k].default for k in passed if k in seg}
-    defaults["nuclear_genes"] = _nuclear_genes_arg(args.nuclear_genes)  # "auto" or None here
+    defaults["nuclear_genes"] = args.nuclear_genes  # "auto" or None here
     _status(args, f"segmenting {inp} from disk in tiles")
     info = _stream.segment_file(
         inp, args.output, key_added=key, overwrite=args.force, prior_column=args.prior_key,

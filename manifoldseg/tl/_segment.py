@@ -117,10 +117,10 @@ def density_terms(
       counts.
     - The smoothed densities (``density``: sigma d/8, d/4, d/2) and their median in cells
       (``median_density``), for :func:`area_mass`.
-    - With nuclear-retained genes: their counts per spot (``nuclear_counts``) and their share of the
-      counts of the ``core`` spots (``nuclear_share``; the section's when given), for the
-      refinement's test of cells without a nucleus (:func:`manifoldseg.tl._refine.drop_nucleus_less`).
-      Otherwise both are None.
+    - With nuclear-retained genes: their columns (``nuclear_genes``), their counts per spot
+      (``nuclear_counts``) and their share of the counts of the ``core`` spots (``nuclear_share``;
+      the section's when given), for the refinement's test of cells without a nucleus
+      (:func:`manifoldseg.tl._refine.drop_nucleus_less`). Otherwise [], None and None.
     """
     d = float(cell_diameter)
     grid = Grid(coords, grid_pixel(coords, d / 8.0), anchor=origin)
@@ -160,9 +160,10 @@ def density_terms(
         typical_mass = float(np.median(in_cells)) * volume if len(in_cells) else 1.0
     contrast = np.log(np.maximum(c_small, 1e-12)) - 2.0 * np.log(np.maximum(c_large, 1e-12))
     med = typical_mass / volume  # median density in cells (section-wide when typical_mass is given)
-    nuclear_counts = None
+    nuclear_counts, nuclear_genes = None, []
     if nuclear_weights is not None:
-        nuclear_counts = np.asarray(X[:, np.flatnonzero(nuclear_weights != 1.0)].sum(axis=1)).ravel().astype(np.float64)
+        nuclear_genes = np.flatnonzero(nuclear_weights != 1.0).tolist()
+        nuclear_counts = np.asarray(X[:, nuclear_genes].sum(axis=1)).ravel().astype(np.float64)
         if nuclear_share is None:
             in_core = float(counts[core].sum())
             nuclear_share = float(nuclear_counts[core].sum()) / in_core if in_core > 0 else None
@@ -171,7 +172,8 @@ def density_terms(
     return {"core": core, "eligible": eligible, "score": bg_score, "typical_mass": max(typical_mass, 1e-9), "threshold": thr,
             "contrast": contrast, "log_large": np.log(np.maximum(large, 1e-12)),
             "density": {"small": small, "mid": mid, "large": large}, "median_density": med,
-            "nuclear_weights": nuclear_weights, "nuclear_counts": nuclear_counts, "nuclear_share": nuclear_share}
+            "nuclear_weights": nuclear_weights, "nuclear_genes": nuclear_genes, "nuclear_counts": nuclear_counts,
+            "nuclear_share": nuclear_share}
 
 
 def area_mass(counts: np.ndarray, terms: dict, scale: str = "mid", floor: float = 0.05,
@@ -501,8 +503,7 @@ def segment_array(
         **dinfo,
         "typical_cell_counts": typical_mass,
         "background_log_density": float(thr) if np.isfinite(thr) else None,
-        "nuclear_genes": ([] if terms["nuclear_weights"] is None
-                          else np.flatnonzero(terms["nuclear_weights"] != 1.0).tolist()),
+        "nuclear_genes": terms["nuclear_genes"],
         "n_candidates": int(cand.max() + 1) if (cand >= 0).any() else 0,
         "n_cells": int(labels.max() + 1) if (labels >= 0).any() else 0,
         "assigned_fraction": float((labels >= 0).mean()) if n else 0.0,
