@@ -244,6 +244,27 @@ def test_refine_leaves_cells_without_nuclear_rna_as_background():
     assert drop_nucleus_less(np.full(3, -1), np.ones(3), np.zeros(3), 0.3).tolist() == [-1] * 3
 
 
+def test_refine_density_weights_the_nuclear_contrast_only_with_nuclear_genes():
+    """Exact values: the refinement's field adds the nuclear contrast as a z-score over eligible
+    spots (median 0, sd 1, clipped at 3) where nuclear genes are used; without them, with weight 0
+    (a prior) or without a density, it is the candidates' field unchanged."""
+    from manifoldseg.tl._segment import refine_log_density
+
+    log_density = np.zeros(6)
+    contrast = np.array([1.0, 2.0, 3.0, 5.0, np.nan, 100.0])
+    eligible = np.array([True, True, True, True, False, False])
+    terms = {"contrast": contrast, "eligible": eligible, "nuclear_genes": [7]}
+    sd = np.std([1.0, 2.0, 3.0, 5.0])
+    out = refine_log_density(log_density, terms)
+    np.testing.assert_allclose(out[:4], (np.array([1.0, 2.0, 3.0, 5.0]) - 2.5) / sd)
+    assert out[4] == 0.0 and out[5] == 3.0  # NaN contrast adds nothing; far above the median clips at 3
+    np.testing.assert_allclose(refine_log_density(log_density + 1.0, terms, 0.5)[:4],
+                               1.0 + 0.5 * (np.array([1.0, 2.0, 3.0, 5.0]) - 2.5) / sd)
+    assert refine_log_density(log_density, {**terms, "nuclear_genes": []}) is log_density
+    assert refine_log_density(log_density, terms, 0.0) is log_density
+    assert refine_log_density(None, terms) is None
+
+
 def _tissue_with_a_cell_without_nucleus():
     """:func:`_nuclear_tissue` (nuclear gene 3) plus, beside the grid, a disc of 110 transcripts of
     genes 0-2 only: a cell's cytoplasm whose nucleus lies outside the section. Returns coordinates,

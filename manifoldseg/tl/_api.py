@@ -412,7 +412,9 @@ def refine(
 
     Seeds (each candidate's density peak, or the nuclei) flood the fused graph at the least
     expression-weighted geodesic cost; without a prior, the boundary between two peaks' cells
-    then moves into the density valley between them; every cell is made one connected piece;
+    then moves into the density valley between them (where the data hold nuclear-retained RNA,
+    the valleys are measured with its nuclear contrast weighted more, so boundaries keep off
+    nuclei); every cell is made one connected piece;
     fragments are merged into the neighbour they share most edge weight with; oversized cells are
     split; strays are regrown; low-density spots stay background (-1), and so, where the data hold
     nuclear-retained RNA (``ms.tl.segment``'s ``nuclear_genes``), do cells without it (no nucleus
@@ -441,7 +443,7 @@ def refine(
     """
     from ..pp._api import _prior
     from ._refine import confidence_array, refine_array
-    from ._segment import AREA_WEIGHTING, area_mass
+    from ._segment import AREA_WEIGHTING, area_mass, refine_log_density
 
     adata = adata.copy() if copy else _actual(adata)
     if candidates_key not in adata.obs or candidates_key not in adata.uns:
@@ -450,12 +452,14 @@ def refine(
     dist_key = f"{neighbors_key}_distances"
     dist = adata.obsp[dist_key] if dist_key in adata.obsp else graph
     coords, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
+    prior = _prior(adata, prior_key)
+    log_density = refine_log_density(_log_density(adata, graph, counts, terms), terms, 1.0 if prior is None else 0.0)
     labels = refine_array(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
         np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64),
         area_mass(counts, terms, power=AREA_WEIGHTING[1]), terms["eligible"],
-        cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=_prior(adata, prior_key), core=terms["core"],
-        random_state=_random_seed(random_state), log_density=_log_density(adata, graph, counts, terms), counts=counts,
+        cell_diameter=d, typical_mass=terms["typical_mass"], nucleus=prior, core=terms["core"],
+        random_state=_random_seed(random_state), log_density=log_density, counts=counts,
         nuclear_counts=terms["nuclear_counts"], nuclear_share=terms["nuclear_share"],
     )
     adata.obs[key_added] = labels

@@ -244,6 +244,35 @@ def candidates_array(
     )
 
 
+def refine_log_density(log_density: np.ndarray | None, terms: dict, nuclear_weight: float = 1.0) -> np.ndarray | None:
+    """The density the refinement's valleys are measured on: the candidates' ``log_density``, plus,
+    where nuclear-retained genes are used, ``nuclear_weight`` x the nuclear contrast as a z-score
+    over eligible spots (clipped to +-3).
+
+    The candidates' field already holds the contrast once (:func:`cluster_log_density`); weighting
+    it more in the refinement puts the boundaries between cells (the valley flood, the merges of
+    cells no valley separates) further from nuclei, where the nuclear RNA says one lies. The
+    z-score makes the weight independent of the contrast's spread. Measured 2026-12-07 on CosMx
+    seeds 0-44 (medians, weight 1 against 0): FOV2 ARI 0.691 -> 0.694, nuclei kept whole 0.625 ->
+    0.641; FOV3 ARI 0.832 -> 0.843, nuclei kept whole 0.623 -> 0.642, background assigned 0.233
+    -> 0.217; F1 unchanged on both (0.629, 0.752); weights 2 and 3 gave no more. On simulated
+    transcripts with 10 % nuclear-retained RNA (seeds 0-2) F1 0.859 -> 0.864. Without nuclear
+    genes, and with a nuclear prior (``nuclear_weight=0``: the nuclei are the seeds), the field is
+    the candidates' as is.
+    """
+    if log_density is None or not nuclear_weight or not len(terms.get("nuclear_genes") or []):
+        return log_density
+    c = terms["contrast"]
+    ok = terms["eligible"] & np.isfinite(c)
+    if ok.sum() < 2:
+        return log_density
+    sd = float(np.std(c[ok]))
+    if sd <= 0:
+        return log_density
+    z = np.clip((c - float(np.median(c[ok]))) / sd, -3.0, 3.0)
+    return log_density + nuclear_weight * np.where(np.isfinite(z), z, 0.0)
+
+
 def manifold_stages(
     coords: np.ndarray,
     X: sparse.csr_matrix,
@@ -488,7 +517,8 @@ def segment_array(
     tick("cluster")
     labels = refine_array(
         graph, dist, coords, cand, peaks, refine_mass, reach, cell_diameter=d, typical_mass=typical_mass,
-        nucleus=prior, random_state=random_state, log_density=terms["log_density"], core=terms["core"],
+        nucleus=prior, random_state=random_state, core=terms["core"],
+        log_density=refine_log_density(terms["log_density"], terms, 1.0 if prior is None else 0.0),
         feature_distance=sec.get("feature_distance"), counts=counts,
         nuclear_counts=terms["nuclear_counts"], nuclear_share=terms["nuclear_share"],
         **{"min_fraction": min_fraction, "max_fraction": max_fraction, "valley_depth": valley_depth,
