@@ -261,6 +261,8 @@ def test_refine_density_weights_the_nuclear_contrast_only_with_nuclear_genes():
     np.testing.assert_allclose(refine_log_density(log_density + 1.0, terms, 0.5)[:4],
                                1.0 + 0.5 * (np.array([1.0, 2.0, 3.0, 5.0]) - 2.5) / sd)
     assert refine_log_density(log_density, {**terms, "nuclear_genes": []}) is log_density
+    assert refine_log_density(log_density, {**terms, "nuclear_genes": np.array([], dtype=int)}) is log_density
+    np.testing.assert_allclose(refine_log_density(log_density, {**terms, "nuclear_genes": np.array([3, 7])}), out)
     assert refine_log_density(log_density, terms, 0.0) is log_density
     assert refine_log_density(None, terms) is None
 
