@@ -246,8 +246,8 @@ def test_refine_leaves_cells_without_nuclear_rna_as_background():
 
 def test_refine_density_weights_the_nuclear_contrast_only_with_nuclear_genes():
     """Exact values: the refinement's field adds the nuclear contrast as a z-score over eligible
-    spots (median 0, sd 1, clipped at 3) where nuclear genes are used; without them, with weight 0
-    (a prior) or without a density, it is the candidates' field unchanged."""
+    spots (median 0, sd 1, clipped at 3) where nuclear genes are used; without them, with a prior,
+    with weight 0 or without a density, it is the candidates' field unchanged."""
     from manifoldseg.tl._segment import refine_log_density
 
     log_density = np.zeros(6)
@@ -258,12 +258,13 @@ def test_refine_density_weights_the_nuclear_contrast_only_with_nuclear_genes():
     out = refine_log_density(log_density, terms)
     np.testing.assert_allclose(out[:4], (np.array([1.0, 2.0, 3.0, 5.0]) - 2.5) / sd)
     assert out[4] == 0.0 and out[5] == 3.0  # NaN contrast adds nothing; far above the median clips at 3
-    np.testing.assert_allclose(refine_log_density(log_density + 1.0, terms, 0.5)[:4],
+    np.testing.assert_allclose(refine_log_density(log_density + 1.0, terms, nuclear_weight=0.5)[:4],
                                1.0 + 0.5 * (np.array([1.0, 2.0, 3.0, 5.0]) - 2.5) / sd)
     assert refine_log_density(log_density, {**terms, "nuclear_genes": []}) is log_density
     assert refine_log_density(log_density, {**terms, "nuclear_genes": np.array([], dtype=int)}) is log_density
     np.testing.assert_allclose(refine_log_density(log_density, {**terms, "nuclear_genes": np.array([3, 7])}), out)
-    assert refine_log_density(log_density, terms, 0.0) is log_density
+    assert refine_log_density(log_density, terms, nuclear_weight=0.0) is log_density
+    assert refine_log_density(log_density, terms, nucleus=np.zeros(6, int)) is log_density  # a prior
     assert refine_log_density(None, terms) is None
 
 

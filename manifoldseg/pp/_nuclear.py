@@ -68,8 +68,6 @@ def nuclear_gene_weights(
     mean_con = np.asarray(X.T @ con).ravel() / np.maximum(gene_counts, 1e-12)
     base = float(counts @ con) / total
     excess = gene_counts * (mean_con - base) / (gene_counts + pseudo_counts)
-    sd = float(np.sqrt(counts @ (con - base) ** 2 / total))
-    z = (mean_con - base) * np.sqrt(gene_counts) / max(sd, 1e-12)
     if genes is not None:
         chosen = np.unique(np.asarray(genes, dtype=np.int64))
         if len(chosen) == 0:
@@ -77,6 +75,8 @@ def nuclear_gene_weights(
         weights = np.ones(n_genes)
         weights[chosen] = np.exp(strength * np.clip(excess[chosen], min_excess, max_excess))
         return weights
+    sd = float(np.sqrt(counts @ (con - base) ** 2 / total))
+    z = (mean_con - base) * np.sqrt(gene_counts) / max(sd, 1e-12)
     candidates = np.nonzero((excess >= min_excess) & (z >= min_z))[0]
     if len(candidates) == 0:
         return None

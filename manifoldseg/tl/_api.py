@@ -453,7 +453,7 @@ def refine(
     dist = adata.obsp[dist_key] if dist_key in adata.obsp else graph
     coords, counts, d, terms = _stage_terms(adata, features_key, cell_diameter)
     prior = _prior(adata, prior_key)
-    log_density = refine_log_density(_log_density(adata, graph, counts, terms), terms, 1.0 if prior is None else 0.0)
+    log_density = refine_log_density(_log_density(adata, graph, counts, terms), terms, prior)
     labels = refine_array(
         graph, dist, coords, adata.obs[candidates_key].to_numpy().astype(np.int64),
         np.asarray(adata.uns[candidates_key]["peaks"], dtype=np.int64),
