@@ -23,6 +23,14 @@ the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-44 on CosMx; me
   seed for a missed cell has to sit this close to its neighbour's);
 - ``two_cell``: share of our cells in which a second reference cell holds >= 25 % of the items
   (a missed cell swallowed whole, or two cells joined);
+- why a cell has no peak, from the merge tree of the field the candidates climbed
+  (``SegmentResult.field``; every local maximum, merged by height alone): ``no_maximum``, the
+  share of reference cells holding no local maximum of it at all; ``merged_maximum``, the share
+  holding one that the candidates merged into a neighbour (no_peak = the two together, up to
+  maxima that are peaks of background); for those, the median height of their highest maximum
+  above the level where it meets a higher one (``merged_persistence``, the candidates' ``persistence``
+  is 0.3) and its distance to that higher maximum (``merged_distance``); for comparison,
+  ``extra_distance``, the same distance for a cell's lower maxima (two maxima of one cell);
 - where split nuclei go (reference nuclei: the simulator's ``nucleus``, CosMx's ``CellComp``):
   ``nuclei_whole``, the share of nuclei with >= 90 % of their items in one of our cells (the
   accuracy benchmark's nuclear consistency); among the others, the mean share of their items
@@ -65,7 +73,8 @@ CASES = {
 TYPE_KEY = "true_type"
 KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f1", "missed_size",
         "missed_counts", "missed_same_type", "missed_background", "missed_mostly_background", "missed_pieces",
-        "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "two_cell", "nuclei_whole",
+        "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "no_maximum",
+        "merged_maximum", "merged_persistence", "merged_distance", "extra_distance", "two_cell", "nuclei_whole",
         "split_nuclei_background", "split_nuclei_other")
 NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
                 "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
@@ -160,6 +169,94 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
             "found_neighbour_distance": med(neighbour, one)}
 
 
+def merge_tree(indptr: np.ndarray, indices: np.ndarray, field: np.ndarray):
+    """Every local maximum of ``field`` on the graph, merged by height alone (ToMATo without its
+    thresholds; non-finite items left out): per item, whether it is a maximum (a new cluster in
+    ToMATo's order), its height above the level where its cluster meets a higher one (inf for the
+    highest of a component) and the maximum it meets there (-1)."""
+    from numba import njit
+
+    @njit
+    def _tree(indptr, indices, f):
+        n = f.shape[0]
+        order = np.argsort(-f, kind="mergesort")
+        parent = np.arange(n)
+        seen = np.zeros(n, dtype=np.bool_)
+        is_max = np.zeros(n, dtype=np.bool_)
+        height = np.full(n, np.inf)
+        into = np.full(n, -1, dtype=np.int64)
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for t in range(n):
+            i = order[t]
+            if not np.isfinite(f[i]):
+                break
+            seen[i] = True
+            best, best_f = -1, -np.inf
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if seen[j] and f[j] > best_f:
+                    best, best_f = j, f[j]
+            if best < 0:
+                is_max[i] = True
+                continue
+            parent[i] = find(best)
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if not seen[j]:
+                    continue
+                ri, rj = find(i), find(j)
+                if ri == rj:
+                    continue
+                lo, hi = (ri, rj) if (f[ri] < f[rj] or (f[ri] == f[rj] and ri > rj)) else (rj, ri)
+                height[lo] = f[lo] - f[i]
+                into[lo] = hi
+                parent[lo] = hi
+        return is_max, height, into
+
+    return _tree(np.asarray(indptr, np.int64), np.asarray(indices, np.int64), np.asarray(field, np.float64))
+
+
+def maxima_fate(truth: np.ndarray, peaks: np.ndarray, field: np.ndarray, graph, coords: np.ndarray,
+                diameter: float) -> dict:
+    """Why reference cells hold no peak (see the module docstring): no local maximum of the
+    climbed ``field`` at all, or one the candidates merged away (how high it stood above its merge
+    level, how far from the higher maximum it met); distances in units of ``diameter``."""
+    nan = float("nan")
+    truth = np.asarray(truth, dtype=np.int64)
+    ids, n_peaks = peaks_per_cell(truth, np.asarray(peaks, dtype=np.int64))
+    if field is None or not len(ids):
+        return {k: nan for k in ("no_maximum", "merged_maximum", "merged_persistence", "merged_distance",
+                                 "extra_distance")}
+    g = sparse.csr_matrix(graph)
+    is_max, height, into = merge_tree(g.indptr, g.indices, field)
+    xy = np.asarray(coords, dtype=np.float64)
+
+    def distance(i):
+        return float(np.linalg.norm(xy[i] - xy[into[i]]) / diameter) if into[i] >= 0 else nan
+
+    mx = np.flatnonzero(is_max & (truth >= 0))
+    mx = mx[np.lexsort((-np.asarray(field)[mx], truth[mx]))]  # by cell, highest first
+    first = np.ones(len(mx), dtype=bool)
+    first[1:] = truth[mx][1:] != truth[mx][:-1]
+    top = dict(zip(truth[mx[first]].tolist(), mx[first].tolist(), strict=True))
+    without = ids[n_peaks == 0]
+    merged = [top[c] for c in without.tolist() if c in top]
+    extra = [distance(i) for i in mx[~first]]
+    return {
+        "no_maximum": float(sum(c not in top for c in without.tolist()) / len(ids)),
+        "merged_maximum": float(len(merged) / len(ids)),
+        "merged_persistence": float(np.median(height[merged])) if merged else nan,
+        "merged_distance": float(np.nanmedian([distance(i) for i in merged])) if merged else nan,
+        "extra_distance": float(np.nanmedian(extra)) if extra else nan,
+    }
+
+
 def _overlap(rows: np.ndarray, cols: np.ndarray):
     """``ms.metrics``' contingency of two label arrays, each row label's item count and the share
     of its items that ``cols`` leaves as background (-1)."""
@@ -224,6 +321,7 @@ def one(case: str, seed: int) -> dict:
     ctype = adata.obs[TYPE_KEY].to_numpy() if TYPE_KEY in adata.obs else None
     row = seed_coverage(truth, res.peaks, res.candidates, res.labels, counts, ctype)
     row.update(missed_spacing(truth, res.peaks, coords, float(res.info["cell_diameter"])))
+    row.update(maxima_fate(truth, res.peaks, res.field, res.graph, coords, float(res.info["cell_diameter"])))
     row.update(nucleus_fate(adata.obs[NUCLEUS_KEYS[case]].to_numpy(dtype=np.int64), res.labels))
     row["f1"] = float(A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)["f1"])
     return {"case": case, "seed": seed, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},

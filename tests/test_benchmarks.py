@@ -454,6 +454,32 @@ def test_cell_geometry_exact():
     assert np.isnan(realism.cell_geometry(xy[:5], labels[:5])["d_median"])  # one cell: no spacing
 
 
+def test_maxima_fate_exact():
+    """benchmarks/seeds.py: the merge tree of the climbed field on a path graph, and why reference
+    cells hold no peak (no maximum / a merged one: its height and distance), on a hand-made case."""
+    import seeds
+    from scipy import sparse
+
+    field = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 4.5, 0.0, -np.inf])
+    n = len(field)
+    i = np.arange(n - 1)
+    graph = sparse.csr_matrix((np.ones(2 * (n - 1)), (np.r_[i, i + 1], np.r_[i + 1, i])), shape=(n, n))
+    is_max, height, into = seeds.merge_tree(graph.indptr, graph.indices, field)
+    # maxima at items 1 (3.0), 3 (5.0) and 5 (4.5); 5 meets 3 at item 4 (4.0), 1 meets 3 at item 2 (2.0)
+    assert is_max.tolist() == [False, True, False, True, False, True, False, False]
+    assert height[1] == 1.0 and height[5] == 0.5 and np.isinf(height[3])
+    assert into[1] == 3 and into[5] == 3 and into[3] == -1
+    # cell 0 (items 0-2) holds maximum 1 but no peak; cell 1 (3-5) the peak 3 and a lower maximum 5;
+    # cell 2 (items 6-7) no maximum at all
+    truth = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    coords = np.c_[[0.0, 1, 2, 3, 4, 6, 7, 8], np.zeros(n)]
+    out = seeds.maxima_fate(truth, np.array([3]), field, graph, coords, diameter=2.0)
+    assert out["no_maximum"] == 1 / 3 and out["merged_maximum"] == 1 / 3
+    assert out["merged_persistence"] == 1.0 and out["merged_distance"] == 1.0  # |1 - 3| / 2
+    assert out["extra_distance"] == 1.5  # item 5 to item 3: 3 um / 2
+    assert np.isnan(seeds.maxima_fate(truth, np.array([3]), None, graph, coords, 2.0)["no_maximum"])
+
+
 def test_seed_coverage_exact():
     """benchmarks/seeds.py: shares of reference cells holding 0 / 1 / 2+ peaks, peaks on background,
     the F1 bound and the missed cells' relative size, counts and type, on a hand-made case."""

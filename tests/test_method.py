@@ -548,7 +548,8 @@ def test_segment_bins_against_known_cells(small_bins):
 
 
 def test_segment_array_reports_each_candidates_peak(small_bins):
-    """SegmentResult.peaks: one spot per candidate, inside it, and most of them seeds of a cell."""
+    """SegmentResult.peaks: one spot per candidate, inside it, and most of them seeds of a cell;
+    SegmentResult.field: the field climbed, finite where a candidate is, highest at its peak."""
     from manifoldseg._validate import check_adata
     from manifoldseg.tl._segment import segment_array
 
@@ -558,6 +559,11 @@ def test_segment_array_reports_each_candidates_peak(small_bins):
     assert res.peaks.shape == (k,) and res.info["n_candidates"] == k
     assert np.array_equal(res.candidates[res.peaks], np.arange(k))
     assert (res.labels[res.peaks] >= 0).mean() >= 0.7
+    assert np.array_equal(np.isfinite(res.field), res.candidates >= 0)
+    inside = res.candidates >= 0
+    top = np.full(k, -np.inf)
+    np.maximum.at(top, res.candidates[inside], res.field[inside])
+    assert np.array_equal(res.field[res.peaks], top)
 
 
 def test_segment_with_nuclear_prior(small_bins):

@@ -38,6 +38,9 @@ class SegmentResult:
     info: dict = field(default_factory=dict)
     #: the density peak (spot index) of each candidate: the refinement's seeds without a prior
     peaks: np.ndarray | None = None
+    #: the field the candidates climbed (:func:`candidates_array`; -inf where not eligible), for
+    #: diagnostics of the seeds (``benchmarks/seeds.py``)
+    field: np.ndarray | None = None
 
 
 def auto_neighbors(coords: np.ndarray, cell_diameter: float, *, low: int = 6, high: int = 40) -> int:
@@ -223,7 +226,7 @@ def candidates_array(
     """Cell candidates: ToMATo on count-weighted embedding density x nuclear contrast.
 
     The log density (without the score term) is stored in ``terms["log_density"]`` for the
-    refinement. ``score_weight``: the field ToMATo climbs is the log density plus this multiple of
+    refinement, the field climbed in ``terms["field"]``. ``score_weight``: the field ToMATo climbs is the log density plus this multiple of
     the background score (``terms["score"]``: log physical density at sigma d/4 plus half the log
     specificity of the local composition). Faint cells sit near the background's density in the
     embedding and are merged into a neighbour as too small or too shallow a peak; the score lifts
@@ -237,6 +240,7 @@ def candidates_array(
     if score_weight:
         log_rho = log_rho + score_weight * terms["score"]
     log_rho = np.where(terms["eligible"], log_rho, -np.inf)
+    terms["field"] = log_rho
     typical = terms["typical_mass"]
     return density_cluster_array(
         graph, log_rho, counts if mass is None else mass, persistence=persistence, max_mass=max_merge * typical,
@@ -544,7 +548,8 @@ def segment_array(
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": times,
     }
-    return SegmentResult(labels, conf, emb, graph, dist, cand, info, peaks=np.asarray(peaks, dtype=np.int64))
+    return SegmentResult(labels, conf, emb, graph, dist, cand, info, peaks=np.asarray(peaks, dtype=np.int64),
+                         field=terms["field"])
 
 
 def _empty_result(coords: np.ndarray, cell_diameter: float | None, t0: float) -> SegmentResult:
