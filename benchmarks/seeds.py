@@ -26,8 +26,8 @@ the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-44 on CosMx; me
 - why a cell has no peak, from the merge tree of the field the candidates climbed
   (``SegmentResult.field``; every local maximum, merged by height alone): ``no_maximum``, the
   share of reference cells holding no local maximum of it at all; ``merged_maximum``, the share
-  holding one that the candidates merged into a neighbour (no_peak = the two together, up to
-  maxima that are peaks of background); for those, the median height of their highest maximum
+  holding one that the candidates merged into a neighbour (in each run, no_peak = the two
+  together); for those, the median height of their highest maximum
   above the level where it meets a higher one (``merged_persistence``, the candidates' ``persistence``
   is 0.3) and its distance to that higher maximum (``merged_distance``); for comparison,
   ``extra_distance``, the same distance for a cell's lower maxima (two maxima of one cell);
@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
@@ -169,57 +170,57 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
             "found_neighbour_distance": med(neighbour, one)}
 
 
+@njit(cache=False)
+def _merge_tree(indptr, indices, f):
+    n = f.shape[0]
+    order = np.argsort(-f, kind="mergesort")
+    parent = np.arange(n)
+    seen = np.zeros(n, dtype=np.bool_)
+    is_max = np.zeros(n, dtype=np.bool_)
+    height = np.full(n, np.inf)
+    into = np.full(n, -1, dtype=np.int64)
+    for t in range(n):
+        i = order[t]
+        if not np.isfinite(f[i]):
+            break
+        seen[i] = True
+        best, best_f = -1, -np.inf
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if seen[j] and f[j] > best_f:
+                best, best_f = j, f[j]
+        if best < 0:
+            is_max[i] = True
+            continue
+        parent[i] = _root(parent, best)
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if not seen[j]:
+                continue
+            ri, rj = _root(parent, i), _root(parent, j)
+            if ri == rj:
+                continue
+            lo, hi = (ri, rj) if (f[ri] < f[rj] or (f[ri] == f[rj] and ri > rj)) else (rj, ri)
+            height[lo] = f[lo] - f[i]
+            into[lo] = hi
+            parent[lo] = hi
+    return is_max, height, into
+
+
+@njit(cache=False)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def merge_tree(indptr: np.ndarray, indices: np.ndarray, field: np.ndarray):
     """Every local maximum of ``field`` on the graph, merged by height alone (ToMATo without its
     thresholds; non-finite items left out): per item, whether it is a maximum (a new cluster in
     ToMATo's order), its height above the level where its cluster meets a higher one (inf for the
     highest of a component) and the maximum it meets there (-1)."""
-    from numba import njit
-
-    @njit
-    def _tree(indptr, indices, f):
-        n = f.shape[0]
-        order = np.argsort(-f, kind="mergesort")
-        parent = np.arange(n)
-        seen = np.zeros(n, dtype=np.bool_)
-        is_max = np.zeros(n, dtype=np.bool_)
-        height = np.full(n, np.inf)
-        into = np.full(n, -1, dtype=np.int64)
-
-        def find(i):
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for t in range(n):
-            i = order[t]
-            if not np.isfinite(f[i]):
-                break
-            seen[i] = True
-            best, best_f = -1, -np.inf
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                if seen[j] and f[j] > best_f:
-                    best, best_f = j, f[j]
-            if best < 0:
-                is_max[i] = True
-                continue
-            parent[i] = find(best)
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                if not seen[j]:
-                    continue
-                ri, rj = find(i), find(j)
-                if ri == rj:
-                    continue
-                lo, hi = (ri, rj) if (f[ri] < f[rj] or (f[ri] == f[rj] and ri > rj)) else (rj, ri)
-                height[lo] = f[lo] - f[i]
-                into[lo] = hi
-                parent[lo] = hi
-        return is_max, height, into
-
-    return _tree(np.asarray(indptr, np.int64), np.asarray(indices, np.int64), np.asarray(field, np.float64))
+    return _merge_tree(np.asarray(indptr, np.int64), np.asarray(indices, np.int64), np.asarray(field, np.float64))
 
 
 def maxima_fate(truth: np.ndarray, peaks: np.ndarray, field: np.ndarray, graph, coords: np.ndarray,
