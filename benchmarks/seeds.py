@@ -62,6 +62,7 @@ import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
 from scaling import markdown_table, seed_list  # noqa: E402
 
+from manifoldseg._kernels._density import _find  # noqa: E402  (ToMATo's union-find root, path halving)
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
 
 CASES = {
@@ -192,12 +193,12 @@ def _merge_tree(indptr, indices, f):
         if best < 0:
             is_max[i] = True
             continue
-        parent[i] = _root(parent, best)
+        parent[i] = _find(parent, best)
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             if not seen[j]:
                 continue
-            ri, rj = _root(parent, i), _root(parent, j)
+            ri, rj = _find(parent, i), _find(parent, j)
             if ri == rj:
                 continue
             lo, hi = (ri, rj) if (f[ri] < f[rj] or (f[ri] == f[rj] and ri > rj)) else (rj, ri)
@@ -205,14 +206,6 @@ def _merge_tree(indptr, indices, f):
             into[lo] = hi
             parent[lo] = hi
     return is_max, height, into
-
-
-@njit(cache=False)
-def _root(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
 
 
 def merge_tree(indptr: np.ndarray, indices: np.ndarray, field: np.ndarray):

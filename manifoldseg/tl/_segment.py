@@ -228,9 +228,9 @@ def candidates_array(
     The log density (without the score term) is stored in ``terms["log_density"]`` for the
     refinement, the field climbed in ``terms["field"]``. ``score_weight``: the field ToMATo climbs
     is the log density plus this multiple of the background score (``terms["score"]``: log
-    physical density at sigma d/4 plus half the log specificity of the local composition). Faint cells sit near the background's density in the
-    embedding and are merged into a neighbour as too small or too shallow a peak; the score lifts
-    places that look like a cell's own RNA. Measured 2026-12-04 on 5 seeds (median F1, with
+    physical density at sigma d/4 plus half the log specificity of the local composition). Faint
+    cells sit near the background's density in the embedding and are merged into a neighbour as
+    too small or too shallow a peak; the score lifts places that look like a cell's own RNA. Measured 2026-12-04 on 5 seeds (median F1, with
     ``area_weighting=(0.5, 1.0)``): simulated bins 1 um 0.695 -> 0.759, bins 2 um 0.686 -> 0.706,
     transcripts 0.718 -> 0.744; CosMx FOV2 0.602 -> 0.614, FOV3 0.603 -> 0.649; ARI up on all five.
     Refining on the combined field as well gave nothing more.
