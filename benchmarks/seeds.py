@@ -50,7 +50,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +61,7 @@ import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
 from scaling import markdown_table, seed_list  # noqa: E402
 
-from manifoldseg._kernels._density import _find  # noqa: E402  (ToMATo's union-find root, path halving)
+from manifoldseg._kernels._density import merge_tree as _merge_tree  # noqa: E402  (ToMATo's own loop)
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
 
 CASES = {
@@ -171,48 +170,12 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
             "found_neighbour_distance": med(neighbour, one)}
 
 
-@njit(cache=False)
-def _merge_tree(indptr, indices, f):
-    n = f.shape[0]
-    order = np.argsort(-f, kind="mergesort")
-    parent = np.arange(n)
-    seen = np.zeros(n, dtype=np.bool_)
-    is_max = np.zeros(n, dtype=np.bool_)
-    height = np.full(n, np.inf)
-    into = np.full(n, -1, dtype=np.int64)
-    for t in range(n):
-        i = order[t]
-        if not np.isfinite(f[i]):
-            break
-        seen[i] = True
-        best, best_f = -1, -np.inf
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if seen[j] and f[j] > best_f:
-                best, best_f = j, f[j]
-        if best < 0:
-            is_max[i] = True
-            continue
-        parent[i] = _find(parent, best)
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if not seen[j]:
-                continue
-            ri, rj = _find(parent, i), _find(parent, j)
-            if ri == rj:
-                continue
-            lo, hi = (ri, rj) if (f[ri] < f[rj] or (f[ri] == f[rj] and ri > rj)) else (rj, ri)
-            height[lo] = f[lo] - f[i]
-            into[lo] = hi
-            parent[lo] = hi
-    return is_max, height, into
-
-
 def merge_tree(indptr: np.ndarray, indices: np.ndarray, field: np.ndarray):
-    """Every local maximum of ``field`` on the graph, merged by height alone (ToMATo without its
-    thresholds; non-finite items left out): per item, whether it is a maximum (a new cluster in
-    ToMATo's order), its height above the level where its cluster meets a higher one (inf for the
-    highest of a component) and the maximum it meets there (-1)."""
+    """Every local maximum of ``field`` on the graph, merged by height alone (ToMATo's own loop
+    without its thresholds, :func:`manifoldseg._kernels._density.merge_tree`; items at -inf left
+    out): per item, whether it is a maximum (a new cluster in ToMATo's order), its height above the
+    level where its cluster meets a higher one (inf for the highest of a component) and the maximum
+    it meets there (-1)."""
     return _merge_tree(np.asarray(indptr, np.int64), np.asarray(indices, np.int64), np.asarray(field, np.float64))
 
 

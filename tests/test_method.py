@@ -7,7 +7,7 @@ import pytest
 from scipy import sparse
 
 import manifoldseg as ms
-from manifoldseg._kernels._density import tomato
+from manifoldseg._kernels._density import merge_tree, tomato
 from manifoldseg._kernels._refine import flood, grow_labels, label_agreement, label_components
 
 
@@ -45,6 +45,39 @@ def test_tomato_two_peaks_and_persistence():
     # points below the density floor are noise
     lab, _ = tomato(ip, ix, logf, np.ones(7), 0.1, np.inf, np.log(1.5), 0.0)
     assert lab[3] == -1 and (lab[[0, 1, 2]] == 0).all()
+
+
+def test_merge_tree_exact_on_a_path():
+    # maxima at 1 (5.0), 5 (4.0); the lower meets the higher at the saddle 3 (1.0); index 6 is -inf
+    logf = np.log(np.array([2.0, 5.0, 3.0, 1.0, 3.0, 4.0, 1.0]))
+    logf[6] = -np.inf
+    ip, ix = csr_parts(chain(7))
+    is_max, height, into = merge_tree(ip, ix, logf)
+    assert np.flatnonzero(is_max).tolist() == [1, 5]
+    assert height[5] == pytest.approx(np.log(4.0)) and into[5] == 1
+    assert np.isinf(height[1]) and into[1] == -1  # the highest maximum never meets a higher one
+    assert not is_max[6] and into[6] == -1
+
+
+def test_tomato_keeps_exactly_the_maxima_its_merge_tree_finds_persistent():
+    # the elder rule: at threshold tau, ToMATo's peaks are the maxima standing >= tau above the
+    # level where they meet a higher one (the merge tree the seeds benchmark reports)
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(0)
+    n = 300
+    for _ in range(8):
+        xy = rng.uniform(0, 10, (n, 2))
+        _, nb = cKDTree(xy).query(xy, 7)
+        A = sparse.coo_matrix((np.ones(6 * n), (np.repeat(np.arange(n), 6), nb[:, 1:].ravel())), (n, n))
+        ip, ix = csr_parts(((A + A.T) > 0).tocsr())
+        f = np.sin(xy[:, 0] * rng.uniform(0.5, 2)) + np.cos(xy[:, 1] * rng.uniform(0.5, 2)) + 0.3 * rng.normal(size=n)
+        f[rng.random(n) < 0.1] = -np.inf
+        is_max, height, _ = merge_tree(ip, ix, f)
+        assert 3 < is_max.sum() < n // 3
+        for tau in (0.05, 0.3, 1.0):
+            _, peaks = tomato(ip, ix, f, np.ones(n), tau, np.inf, -1.7976931348623157e308, 0.0)
+            assert sorted(peaks.tolist()) == np.flatnonzero(is_max & (height >= tau)).tolist()
 
 
 def test_label_components_splits_disconnected_pieces():
