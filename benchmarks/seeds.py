@@ -35,11 +35,16 @@ the seeds bound the RNA-only score. Per case, over seeds (0-2; 0-44 on CosMx; me
   ``nuclei_whole``, the share of nuclei with >= 90 % of their items in one of our cells (the
   accuracy benchmark's nuclear consistency); among the others, the mean share of their items
   left as background (``split_nuclei_background``) and in cells other than the main one
-  (``split_nuclei_other``).
+  (``split_nuclei_other``);
+- what better seeds could buy: the run's ``f1``, ``ari`` and ``nuclei_whole`` against
+  ``oracle_f1``, ``oracle_ari`` and ``oracle_nuclei_whole``, the same method with its density
+  peaks replaced by one seed per reference cell, the item nearest the cell's centroid
+  (:func:`centroid_seeds`; ``segment_array(seed_points=...)``). It reads the reference, so it is
+  not a method: it is the ceiling of the refinement, and what the seeds cost is the gap to it.
 
 Usage::
 
-    python benchmarks/seeds.py                 # seeds 0 1 2 (0-44 on CosMx), all cases (about 8 min on 2 cores)
+    python benchmarks/seeds.py                 # seeds 0 1 2 (0-44 on CosMx), all cases (about 15 min on 2 cores)
     python benchmarks/seeds.py --cases cosmx_fov2 --seeds 0
 """
 
@@ -76,7 +81,7 @@ KEYS = ("no_peak", "one_peak", "two_plus", "peaks_in_background", "f1_bound", "f
         "missed_counts", "missed_same_type", "missed_background", "missed_mostly_background", "missed_pieces",
         "missed_peak_distance", "missed_neighbour_distance", "found_neighbour_distance", "no_maximum",
         "merged_maximum", "merged_persistence", "merged_distance", "extra_distance", "two_cell", "nuclei_whole",
-        "split_nuclei_background", "split_nuclei_other")
+        "split_nuclei_background", "split_nuclei_other", "ari", "oracle_f1", "oracle_ari", "oracle_nuclei_whole")
 NUCLEUS_KEYS = {"sim_bins_1um": "nucleus", "sim_bins_2um": "nucleus", "sim_transcripts": "nucleus",
                 "cosmx_fov2": _real.REF_NUCLEUS, "cosmx_fov3": _real.REF_NUCLEUS}
 
@@ -94,7 +99,28 @@ NOTE = (
     "cells); two_cell = share of our cells "
     "where a second reference cell holds >= 25 %; nuclei_whole = share of reference nuclei >= 90 % "
     "in one cell, split_nuclei_background / _other = mean share of a split nucleus left as "
-    "background / in other cells. See the docstring of benchmarks/seeds.py.")
+    "background / in other cells; f1 / ari / nuclei_whole: the run's scores; oracle_f1 / oracle_ari / "
+    "oracle_nuclei_whole: the same method seeded with one point at each reference cell's centroid instead "
+    "of its density peaks (reads the reference: not a method, the refinement's ceiling). See the docstring "
+    "of benchmarks/seeds.py.")
+
+
+def centroid_seeds(truth: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """One item per reference cell (``truth`` >= 0): the one nearest the cell's centroid (ties: the
+    lowest index), sorted."""
+    truth = np.asarray(truth, dtype=np.int64)
+    xy = np.asarray(coords, dtype=np.float64)
+    idx = np.flatnonzero(truth >= 0)
+    if not len(idx):
+        return np.zeros(0, dtype=np.int64)
+    idx = idx[np.argsort(truth[idx], kind="stable")]
+    ids, start = np.unique(truth[idx], return_index=True)
+    out = np.empty(len(ids), dtype=np.int64)
+    for k, (a, b) in enumerate(zip(start, [*start[1:], len(idx)], strict=True)):
+        members = idx[a:b]
+        centre = xy[members].mean(axis=0)
+        out[k] = members[int(np.argmin(((xy[members] - centre) ** 2).sum(axis=1)))]
+    return np.sort(out)
 
 
 def peaks_per_cell(truth: np.ndarray, peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +289,7 @@ def nucleus_fate(nucleus: np.ndarray, pred: np.ndarray) -> dict:
 
 def one(case: str, seed: int) -> dict:
     """Segment one case RNA-only (as ``ms.tl.segment`` does, untiled) and measure its seeds."""
+    import manifoldseg as ms
     from manifoldseg._validate import check_adata
     from manifoldseg.tl._segment import segment_array
 
@@ -279,8 +306,14 @@ def one(case: str, seed: int) -> dict:
     row = seed_coverage(truth, res.peaks, res.candidates, res.labels, counts, ctype)
     row.update(missed_spacing(truth, res.peaks, coords, float(res.info["cell_diameter"])))
     row.update(maxima_fate(truth, res.peaks, res.field, res.graph, coords, float(res.info["cell_diameter"])))
-    row.update(nucleus_fate(adata.obs[NUCLEUS_KEYS[case]].to_numpy(dtype=np.int64), res.labels))
-    row["f1"] = float(A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)["f1"])
+    nucleus = adata.obs[NUCLEUS_KEYS[case]].to_numpy(dtype=np.int64)
+    row.update(nucleus_fate(nucleus, res.labels))
+    scores = A.score(adata, res.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)
+    row["f1"], row["ari"] = float(scores["f1"]), float(scores["ari"])
+    ideal = segment_array(coords, X, random_state=seed, seed_points=centroid_seeds(truth, coords))
+    scores = A.score(adata, ideal.labels, truth_key=truth_key, nucleus_key=None, bin_size=bin_size)
+    row["oracle_f1"], row["oracle_ari"] = float(scores["f1"]), float(scores["ari"])
+    row["oracle_nuclei_whole"] = float(ms.metrics.nuclear_consistency(nucleus, ideal.labels))
     return {"case": case, "seed": seed, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
             "cell_diameter": round(float(res.info["cell_diameter"]), 2), "seconds": round(secs, 1)}
 

@@ -454,6 +454,18 @@ def test_cell_geometry_exact():
     assert np.isnan(realism.cell_geometry(xy[:5], labels[:5])["d_median"])  # one cell: no spacing
 
 
+def test_centroid_seeds_exact():
+    """benchmarks/seeds.py: one item per reference cell, the one nearest its centroid (background
+    ignored, ties to the lowest index), sorted."""
+    import seeds
+
+    coords = np.array([[0.0, 0], [1, 0], [2, 0], [10, 0], [11, 0], [5, 5], [20, 0], [22, 0]])
+    truth = np.array([3, 3, 3, 1, 1, -1, 7, 7])
+    # cell 3: centroid (1, 0) -> item 1; cell 1: (10.5, 0), a tie -> item 3; cell 7: (21, 0) -> item 6
+    assert seeds.centroid_seeds(truth, coords).tolist() == [1, 3, 6]
+    assert seeds.centroid_seeds(np.full(3, -1), coords[:3]).tolist() == []
+
+
 def test_maxima_fate_exact():
     """benchmarks/seeds.py: the merge tree of the climbed field on a path graph, and why reference
     cells hold no peak (no maximum / a merged one: its height and distance), on a hand-made case."""

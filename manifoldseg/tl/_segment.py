@@ -446,6 +446,7 @@ def segment_array(
     spot_ids: np.ndarray | None = None,
     section: dict | None = None,
     timings: dict | None = None,
+    seed_points: np.ndarray | None = None,
 ) -> SegmentResult:
     """Segment spots or transcripts into cells. Coordinates in um, counts CSR. See ``ms.tl.segment``.
 
@@ -473,7 +474,19 @@ def segment_array(
     ``prior_extent``: with a nuclear prior, the flood may reach spots whose background score is up
     to this far below the threshold (``hysteresis`` without a prior): a nucleus vouches for its
     cell, so the faint cytoplasm around it is kept (simulated F1 with the prior +0.02 to +0.06).
+
+    ``seed_points``: spot indices that replace the candidates' density peaks as the refinement's
+    seeds (RNA only). A diagnostic, not an option for users: ``benchmarks/seeds.py`` places one at
+    each reference cell's centroid to measure what the refinement reaches with ideal seeds.
     """
+    if seed_points is not None:
+        if prior is not None:
+            raise ValueError("seed_points replaces the density peaks of an RNA-only run; with a nuclear prior the "
+                             "nuclei are the seeds: pass one or the other")
+        seed_points = np.asarray(seed_points, dtype=np.int64).ravel()
+        if len(np.unique(seed_points)) != len(seed_points) or (
+                len(seed_points) and (seed_points.min() < 0 or seed_points.max() >= len(coords))):
+            raise ValueError(f"seed_points must be distinct spot indices in 0..{len(coords) - 1}")
     t0 = time.perf_counter()
     times = {} if timings is None else timings
     coords = np.ascontiguousarray(coords, dtype=np.float64)
@@ -517,6 +530,8 @@ def segment_array(
     cand, peaks = candidates_array(graph, emb, counts, terms, mass=cand_mass, persistence=persistence,
                                    max_merge=max_merge, min_fraction=min_fraction, density_mode=density_mode,
                                    score_weight=score_weight)
+    if seed_points is not None:
+        peaks = seed_points
     eligible, typical_mass, thr = terms["eligible"], terms["typical_mass"], terms["threshold"]
     # a nucleus vouches for its cell: with a prior, cells may reach further into faint cytoplasm
     reach = eligible if prior is None else terms["score"] >= thr - max(prior_extent, hysteresis)
