@@ -66,6 +66,7 @@ import accuracy as A  # noqa: E402
 from _report import finish, parse_args, run_cases  # noqa: E402
 from scaling import markdown_table, seed_list  # noqa: E402
 
+import manifoldseg as ms  # noqa: E402
 from manifoldseg._kernels._density import merge_tree as _merge_tree  # noqa: E402  (ToMATo's own loop)
 from manifoldseg.metrics._labels import axis_max, axis_sum, background_overlap  # noqa: E402
 
@@ -174,7 +175,6 @@ def missed_spacing(truth: np.ndarray, peaks: np.ndarray, coords: np.ndarray, dia
     reference cell's centroid (one-peak cells for comparison); medians, in units of ``diameter``."""
     from scipy.spatial import cKDTree
 
-    import manifoldseg as ms
 
     truth = np.asarray(truth, dtype=np.int64)
     peaks = np.asarray(peaks, dtype=np.int64)
@@ -274,7 +274,6 @@ def _two_cell_share(truth: np.ndarray, pred: np.ndarray) -> float:
 def nucleus_fate(nucleus: np.ndarray, pred: np.ndarray) -> dict:
     """Nuclei kept whole (``ms.metrics.nuclear_consistency``: >= 90 % of their items in one of our
     cells) and, for the others, the mean share of their items left as background and in other cells."""
-    import manifoldseg as ms
 
     c, size, bg = _overlap(nucleus, pred)
     if not len(size):
@@ -289,7 +288,6 @@ def nucleus_fate(nucleus: np.ndarray, pred: np.ndarray) -> dict:
 
 def one(case: str, seed: int) -> dict:
     """Segment one case RNA-only (as ``ms.tl.segment`` does, untiled) and measure its seeds."""
-    import manifoldseg as ms
     from manifoldseg._validate import check_adata
     from manifoldseg.tl._segment import segment_array
 

@@ -602,15 +602,14 @@ def test_segment_array_reports_each_candidates_peak(small_bins):
 def test_segment_array_seed_points_replace_the_peaks(small_bins):
     """seed_points (a diagnostic): the refinement grows its cells from the given spots instead of
     the density peaks; seeds at the true cells' centroids beat the RNA-only peaks; bad input is refused."""
+    from seeds import centroid_seeds  # benchmarks/seeds.py (on the path via conftest)
+
     from manifoldseg._validate import check_adata
     from manifoldseg.tl._segment import segment_array
 
     coords, X = check_adata(small_bins)
     truth = small_bins.obs["true_cell"].to_numpy()
-    ids = np.unique(truth[truth >= 0])
-    centre = np.array([coords[truth == t].mean(axis=0) for t in ids])
-    seeds = np.array([np.flatnonzero(truth == t)[np.argmin(((coords[truth == t] - c) ** 2).sum(1))]
-                      for t, c in zip(ids, centre, strict=True)])
+    seeds = centroid_seeds(truth, coords)
     base = segment_array(coords, X, random_state=0)
     ideal = segment_array(coords, X, random_state=0, seed_points=seeds)
     assert np.array_equal(ideal.peaks, seeds)
